@@ -1,0 +1,709 @@
+//! The immutable indicator set: built once, swapped whole, never mutated.
+//!
+//! Layout: attribute records in a flat `Vec` (values, uuids and dates in one string arena),
+//! and one index per kind of part: IP prefixes (exact IPs are /32 and /128), domains (looked
+//! up for the host and each parent), host names, URLs, URI paths, e-mails, hashes, file names
+//! and exact text. Free-text indicators without a lexical shape (URI paths, user-agents,
+//! registry keys, mutexes) are also compiled into one Aho-Corasick automaton.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use hashbrown::HashMap;
+
+use super::index::{Postings, PrefixMap, StrIndex};
+use super::types::{plan, PartKind};
+use super::warninglist::Warninglists;
+use crate::pipeline::normalize;
+
+/// Shortest free-text (Aho-Corasick) pattern: shorter ones would fire on ordinary words.
+pub const MIN_TEXT_PATTERN: usize = 6;
+
+/// A MISP event, shared by its attributes.
+#[derive(Debug, Clone, Default)]
+pub struct EventInfo {
+    pub id: Box<str>,
+    pub uuid: Box<str>,
+    pub info: Box<str>,
+    pub threat_level_id: Box<str>,
+    pub date: Box<str>,
+    pub orgc: Box<str>,
+    pub tags: Box<[u32]>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Uuid {
+    Canonical(u128),
+    Text(u32, u32),
+}
+
+/// One MISP attribute, compact.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    uuid: Uuid,
+    value: (u32, u32),
+    first_seen: (u32, u32),
+    last_seen: (u32, u32),
+    tags: (u32, u32),
+    event: u32,
+    timestamp: i64,
+    misp_type: u16,
+    category: u16,
+    to_ids: bool,
+}
+
+/// A borrowed view of one attribute.
+#[derive(Debug, Clone, Copy)]
+pub struct Attribute<'a> {
+    pub id: u32,
+    pub uuid: UuidRef<'a>,
+    pub misp_type: &'a str,
+    pub category: &'a str,
+    pub value: &'a str,
+    pub to_ids: bool,
+    pub timestamp: i64,
+    pub first_seen: Option<&'a str>,
+    pub last_seen: Option<&'a str>,
+    pub event: &'a EventInfo,
+    snapshot: &'a IntelSnapshot,
+    tags: (u32, u32),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum UuidRef<'a> {
+    Canonical(u128),
+    Text(&'a str),
+}
+
+impl std::fmt::Display for UuidRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UuidRef::Text(text) => f.write_str(text),
+            UuidRef::Canonical(bits) => {
+                let hex = format!("{bits:032x}");
+                write!(
+                    f,
+                    "{}-{}-{}-{}-{}",
+                    &hex[0..8],
+                    &hex[8..12],
+                    &hex[12..16],
+                    &hex[16..20],
+                    &hex[20..32]
+                )
+            }
+        }
+    }
+}
+
+impl<'a> Attribute<'a> {
+    /// Attribute tags, then the event's tags (de-duplicated).
+    pub fn tags(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let snapshot = self.snapshot;
+        let own = &snapshot.tag_refs[self.tags.0 as usize..(self.tags.0 + self.tags.1) as usize];
+        let event_tags = &self.event.tags;
+        own.iter()
+            .copied()
+            .chain(
+                event_tags
+                    .iter()
+                    .copied()
+                    .filter(move |tag| !own.contains(tag)),
+            )
+            .map(move |tag| snapshot.tag_names[tag as usize].as_ref())
+    }
+}
+
+/// Counts by index, for metrics and `check-config`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SnapshotStats {
+    pub attributes: usize,
+    pub events: usize,
+    pub ip: usize,
+    pub domain: usize,
+    pub hostname: usize,
+    pub url: usize,
+    pub uri: usize,
+    pub email: usize,
+    pub hash: usize,
+    pub filename: usize,
+    pub text: usize,
+    pub text_patterns: usize,
+    /// Attributes not indexed, by reason.
+    pub skipped_non_ids: usize,
+    pub skipped_deleted: usize,
+    pub skipped_unsupported_type: usize,
+    pub skipped_invalid_value: usize,
+    pub skipped_warninglisted: usize,
+    pub skipped_duplicate: usize,
+}
+
+/// The indicator set.
+pub struct IntelSnapshot {
+    records: Vec<Record>,
+    arena: String,
+    events: Vec<EventInfo>,
+    tag_names: Vec<Box<str>>,
+    tag_refs: Vec<u32>,
+    type_names: Vec<Box<str>>,
+    category_names: Vec<Box<str>>,
+    postings: Postings,
+    ip: PrefixMap<u32>,
+    domain: StrIndex,
+    hostname: StrIndex,
+    url: StrIndex,
+    uri: StrIndex,
+    email: StrIndex,
+    hash: StrIndex,
+    filename: StrIndex,
+    text: StrIndex,
+    automaton: Option<AhoCorasick>,
+    automaton_ids: Vec<u32>,
+    warninglists: Option<Arc<Warninglists>>,
+    stats: SnapshotStats,
+}
+
+impl std::fmt::Debug for IntelSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntelSnapshot")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntelSnapshot {
+    pub fn empty() -> Self {
+        SnapshotBuilder::new(false, None).build()
+    }
+
+    pub fn stats(&self) -> &SnapshotStats {
+        &self.stats
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    pub fn warninglists(&self) -> Option<&Warninglists> {
+        self.warninglists.as_deref()
+    }
+
+    fn text(&self, range: (u32, u32)) -> &str {
+        &self.arena[range.0 as usize..(range.0 + range.1) as usize]
+    }
+
+    pub fn attribute(&self, id: u32) -> Attribute<'_> {
+        let record = &self.records[id as usize];
+        let opt = |range: (u32, u32)| {
+            if range.1 == 0 {
+                None
+            } else {
+                Some(self.text(range))
+            }
+        };
+        Attribute {
+            id,
+            uuid: match record.uuid {
+                Uuid::Canonical(bits) => UuidRef::Canonical(bits),
+                Uuid::Text(start, len) => UuidRef::Text(self.text((start, len))),
+            },
+            misp_type: &self.type_names[record.misp_type as usize],
+            category: &self.category_names[record.category as usize],
+            value: self.text(record.value),
+            to_ids: record.to_ids,
+            timestamp: record.timestamp,
+            first_seen: opt(record.first_seen),
+            last_seen: opt(record.last_seen),
+            event: &self.events[record.event as usize],
+            snapshot: self,
+            tags: record.tags,
+        }
+    }
+
+    /// Every attribute, for the changelog topic and persistence.
+    pub fn attributes(&self) -> impl Iterator<Item = Attribute<'_>> {
+        (0..self.records.len() as u32).map(|id| self.attribute(id))
+    }
+
+    pub fn events(&self) -> &[EventInfo] {
+        &self.events
+    }
+
+    /// Rough heap size, for the memory bench and a gauge.
+    pub fn heap_bytes(&self) -> usize {
+        self.records.capacity() * std::mem::size_of::<Record>()
+            + self.arena.capacity()
+            + self.postings.heap_bytes()
+            + self.ip.heap_bytes()
+            + [
+                &self.domain,
+                &self.hostname,
+                &self.url,
+                &self.uri,
+                &self.email,
+                &self.hash,
+                &self.filename,
+                &self.text,
+            ]
+            .iter()
+            .map(|index| index.heap_bytes())
+            .sum::<usize>()
+            + self.automaton.as_ref().map_or(0, |a| a.memory_usage())
+    }
+
+    // ---- lookups: each calls `found(attribute id)` for every attribute matching ----
+
+    #[inline]
+    fn emit(&self, slot: Option<&u32>, found: &mut dyn FnMut(u32)) {
+        if let Some(slot) = slot {
+            for &id in self.postings.ids(slot) {
+                found(id);
+            }
+        }
+    }
+
+    /// IPs: exact and every CIDR containing the address.
+    pub fn match_ip(&self, ip: IpAddr, found: &mut dyn FnMut(u32)) {
+        self.ip
+            .for_each_containing(ip, |_, slot| self.emit(Some(slot), found));
+    }
+
+    /// Hosts: `domain` attributes for the host and each parent, `hostname` attributes exact.
+    pub fn match_host(&self, host: &str, found: &mut dyn FnMut(u32)) {
+        self.emit(self.hostname.get(host), found);
+        if self.domain.is_empty() {
+            return;
+        }
+        self.emit(self.domain.get(host), found);
+        for parent in normalize::parent_domains(host) {
+            self.emit(self.domain.get(parent), found);
+        }
+    }
+
+    pub fn match_url(&self, url: &str, found: &mut dyn FnMut(u32)) {
+        self.emit(self.url.get(url), found);
+    }
+
+    pub fn match_uri(&self, path: &str, found: &mut dyn FnMut(u32)) {
+        self.emit(self.uri.get(path), found);
+    }
+
+    pub fn match_email(&self, email: &str, found: &mut dyn FnMut(u32)) {
+        self.emit(self.email.get(email), found);
+    }
+
+    pub fn match_hash(&self, hash: &str, found: &mut dyn FnMut(u32)) {
+        self.emit(self.hash.get(hash), found);
+    }
+
+    pub fn match_filename(&self, name: &str, found: &mut dyn FnMut(u32)) {
+        self.emit(self.filename.get(name), found);
+    }
+
+    pub fn match_text(&self, text: &str, found: &mut dyn FnMut(u32)) {
+        self.emit(self.text.get(text), found);
+    }
+
+    pub fn has_automaton(&self) -> bool {
+        self.automaton.is_some()
+    }
+
+    /// Free text (already lower-cased): every text/URI pattern found on word boundaries.
+    pub fn scan_free_text(&self, lowered: &str, found: &mut dyn FnMut(u32)) {
+        let Some(automaton) = &self.automaton else {
+            return;
+        };
+        let bytes = lowered.as_bytes();
+        for hit in automaton.find_iter(bytes) {
+            let (start, end) = (hit.start(), hit.end());
+            let starts_word = bytes[start].is_ascii_alphanumeric();
+            let ends_word = bytes[end - 1].is_ascii_alphanumeric();
+            let before_ok = !starts_word || start == 0 || !is_word_byte(bytes[start - 1]);
+            let after_ok = !ends_word || end == bytes.len() || !is_word_byte(bytes[end]);
+            if before_ok && after_ok {
+                self.emit(Some(&self.automaton_ids[hit.pattern().as_usize()]), found);
+            }
+        }
+    }
+
+    /// The warninglist holding `value` for the attribute's type, if any.
+    pub fn warninglisted(&self, value: &str, misp_type: &str) -> Option<&str> {
+        self.warninglists.as_ref()?.check(value, misp_type)
+    }
+}
+
+fn is_word_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_'
+}
+
+/// One attribute as read from MISP, before indexing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttributeInput<'a> {
+    pub uuid: &'a str,
+    pub misp_type: &'a str,
+    pub category: &'a str,
+    pub value: &'a str,
+    pub to_ids: bool,
+    pub deleted: bool,
+    pub timestamp: i64,
+    pub first_seen: Option<&'a str>,
+    pub last_seen: Option<&'a str>,
+}
+
+/// Accumulates events and attributes, then builds the indexes.
+pub struct SnapshotBuilder {
+    include_non_ids: bool,
+    snapshot: IntelSnapshot,
+    tag_ids: HashMap<Box<str>, u32>,
+    type_ids: HashMap<Box<str>, u16>,
+    category_ids: HashMap<Box<str>, u16>,
+    seen_uuids: hashbrown::HashSet<u128, foldhash::fast::FixedState>,
+    text_patterns: Vec<(String, u32)>,
+}
+
+impl SnapshotBuilder {
+    pub fn new(include_non_ids: bool, warninglists: Option<Arc<Warninglists>>) -> Self {
+        SnapshotBuilder {
+            include_non_ids,
+            snapshot: IntelSnapshot {
+                records: Vec::new(),
+                arena: String::new(),
+                events: Vec::new(),
+                tag_names: Vec::new(),
+                tag_refs: Vec::new(),
+                type_names: Vec::new(),
+                category_names: Vec::new(),
+                postings: Postings::default(),
+                ip: PrefixMap::default(),
+                domain: StrIndex::default(),
+                hostname: StrIndex::default(),
+                url: StrIndex::default(),
+                uri: StrIndex::default(),
+                email: StrIndex::default(),
+                hash: StrIndex::default(),
+                filename: StrIndex::default(),
+                text: StrIndex::default(),
+                automaton: None,
+                automaton_ids: Vec::new(),
+                warninglists,
+                stats: SnapshotStats::default(),
+            },
+            tag_ids: HashMap::new(),
+            type_ids: HashMap::new(),
+            category_ids: HashMap::new(),
+            seen_uuids: Default::default(),
+            text_patterns: Vec::new(),
+        }
+    }
+
+    pub fn stats(&self) -> &SnapshotStats {
+        &self.snapshot.stats
+    }
+
+    fn tag_id(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.tag_ids.get(name) {
+            return *id;
+        }
+        let id = self.snapshot.tag_names.len() as u32;
+        self.snapshot.tag_names.push(name.into());
+        self.tag_ids.insert(name.into(), id);
+        id
+    }
+
+    fn intern(map: &mut HashMap<Box<str>, u16>, names: &mut Vec<Box<str>>, name: &str) -> u16 {
+        if let Some(id) = map.get(name) {
+            return *id;
+        }
+        let id = names.len() as u16;
+        names.push(name.into());
+        map.insert(name.into(), id);
+        id
+    }
+
+    fn push_text(&mut self, text: &str) -> (u32, u32) {
+        let start = self.snapshot.arena.len() as u32;
+        self.snapshot.arena.push_str(text);
+        (start, text.len() as u32)
+    }
+
+    /// Adds an event; returns its handle for `add_attribute`.
+    pub fn add_event(&mut self, event: EventInfo, tags: &[&str]) -> u32 {
+        let tag_ids: Vec<u32> = tags.iter().map(|tag| self.tag_id(tag)).collect();
+        let mut event = event;
+        event.tags = tag_ids.into_boxed_slice();
+        self.snapshot.events.push(event);
+        self.snapshot.stats.events += 1;
+        (self.snapshot.events.len() - 1) as u32
+    }
+
+    /// Adds one attribute of `event`. Returns false when it was not indexed (see stats).
+    pub fn add_attribute(&mut self, event: u32, input: &AttributeInput<'_>, tags: &[&str]) -> bool {
+        let stats = &mut self.snapshot.stats;
+        if input.deleted {
+            stats.skipped_deleted += 1;
+            return false;
+        }
+        if !input.to_ids && !self.include_non_ids {
+            stats.skipped_non_ids += 1;
+            return false;
+        }
+        let Some(parts_plan) = plan(input.misp_type) else {
+            stats.skipped_unsupported_type += 1;
+            return false;
+        };
+        let uuid = parse_uuid(input.uuid);
+        if let Some(bits) = uuid {
+            if !self.seen_uuids.insert(bits) {
+                stats.skipped_duplicate += 1;
+                return false;
+            }
+        }
+        // Normalise every part first; the attribute is indexed if any part is usable.
+        let id = self.snapshot.records.len() as u32;
+        let mut parts: [Option<(PartKind, String, Option<(IpAddr, u8)>)>; 2] = [None, None];
+        let values: Vec<&str> = if parts_plan.len() == 2 {
+            input.value.splitn(2, '|').collect()
+        } else {
+            vec![input.value]
+        };
+        let mut any_warninglisted = false;
+        for (slot, (kind, raw)) in parts.iter_mut().zip(parts_plan.iter().zip(values.iter())) {
+            if *kind == PartKind::Ignored {
+                continue;
+            }
+            let Some(normalized) = normalize_part(*kind, raw) else {
+                continue;
+            };
+            if let Some(lists) = &self.snapshot.warninglists {
+                if lists.check(raw.trim(), input.misp_type).is_some()
+                    || lists.check(&normalized.0, input.misp_type).is_some()
+                {
+                    any_warninglisted = true;
+                    continue;
+                }
+            }
+            *slot = Some((*kind, normalized.0, normalized.1));
+        }
+        if parts.iter().all(Option::is_none) {
+            if any_warninglisted {
+                self.snapshot.stats.skipped_warninglisted += 1;
+            } else {
+                self.snapshot.stats.skipped_invalid_value += 1;
+            }
+            return false;
+        }
+        for part in parts.iter().flatten() {
+            self.index_part(id, part);
+        }
+        let tag_start = self.snapshot.tag_refs.len() as u32;
+        for tag in tags {
+            let tag_id = self.tag_id(tag);
+            self.snapshot.tag_refs.push(tag_id);
+        }
+        let tag_len = self.snapshot.tag_refs.len() as u32 - tag_start;
+        let record_uuid = match uuid {
+            Some(bits) => Uuid::Canonical(bits),
+            None => {
+                let (start, len) = self.push_text(input.uuid);
+                Uuid::Text(start, len)
+            }
+        };
+        let value = self.push_text(input.value);
+        let first_seen = input.first_seen.map_or((0, 0), |text| self.push_text(text));
+        let last_seen = input.last_seen.map_or((0, 0), |text| self.push_text(text));
+        let misp_type = Self::intern(
+            &mut self.type_ids,
+            &mut self.snapshot.type_names,
+            input.misp_type,
+        );
+        let category = Self::intern(
+            &mut self.category_ids,
+            &mut self.snapshot.category_names,
+            input.category,
+        );
+        self.snapshot.records.push(Record {
+            uuid: record_uuid,
+            value,
+            first_seen,
+            last_seen,
+            tags: (tag_start, tag_len),
+            event,
+            timestamp: input.timestamp,
+            misp_type,
+            category,
+            to_ids: input.to_ids,
+        });
+        self.snapshot.stats.attributes += 1;
+        true
+    }
+
+    fn index_part(&mut self, id: u32, part: &(PartKind, String, Option<(IpAddr, u8)>)) {
+        let snapshot = &mut self.snapshot;
+        let postings = &mut snapshot.postings;
+        let (kind, key, network) = part;
+        match kind {
+            PartKind::Ip => {
+                if let Some((network, len)) = network {
+                    postings.add(snapshot.ip.slot(*network, *len, || u32::MAX), id);
+                    snapshot.stats.ip += 1;
+                }
+            }
+            PartKind::Domain => {
+                snapshot.domain.insert(key, id, postings);
+                snapshot.stats.domain += 1;
+            }
+            PartKind::Hostname => {
+                snapshot.hostname.insert(key, id, postings);
+                snapshot.stats.hostname += 1;
+            }
+            PartKind::Url => {
+                snapshot.url.insert(key, id, postings);
+                snapshot.stats.url += 1;
+            }
+            PartKind::Uri => {
+                snapshot.uri.insert(key, id, postings);
+                snapshot.stats.uri += 1;
+                if key.len() >= MIN_TEXT_PATTERN {
+                    self.text_patterns.push((key.to_lowercase(), id));
+                }
+            }
+            PartKind::Email => {
+                snapshot.email.insert(key, id, postings);
+                snapshot.stats.email += 1;
+            }
+            PartKind::Hash => {
+                snapshot.hash.insert(key, id, postings);
+                snapshot.stats.hash += 1;
+            }
+            PartKind::Filename => {
+                snapshot.filename.insert(key, id, postings);
+                snapshot.stats.filename += 1;
+            }
+            PartKind::Text => {
+                snapshot.text.insert(key, id, postings);
+                snapshot.stats.text += 1;
+                if key.len() >= MIN_TEXT_PATTERN {
+                    self.text_patterns.push((key.clone(), id));
+                }
+            }
+            PartKind::Ignored => {}
+        }
+    }
+
+    /// Builds the indexes. The automaton is built over the text patterns only.
+    pub fn build(mut self) -> IntelSnapshot {
+        let snapshot = &mut self.snapshot;
+        if !self.text_patterns.is_empty() {
+            self.text_patterns.sort_unstable();
+            let mut patterns: Vec<String> = Vec::new();
+            let mut ids: Vec<u32> = Vec::new();
+            for (pattern, id) in self.text_patterns.drain(..) {
+                if patterns.last() == Some(&pattern) {
+                    let slot = ids.last_mut().expect("ids and patterns grow together");
+                    snapshot.postings.add(slot, id);
+                } else {
+                    let mut slot = u32::MAX;
+                    snapshot.postings.add(&mut slot, id);
+                    patterns.push(pattern);
+                    ids.push(slot);
+                }
+            }
+            match AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
+                .build(&patterns)
+                .or_else(|_| {
+                    AhoCorasick::builder()
+                        .match_kind(MatchKind::LeftmostLongest)
+                        .build(&patterns)
+                }) {
+                Ok(automaton) => {
+                    snapshot.stats.text_patterns = patterns.len();
+                    snapshot.automaton = Some(automaton);
+                    snapshot.automaton_ids = ids;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, patterns = patterns.len(), "Free-text automaton not built; text indicators match typed fields only.")
+                }
+            }
+        }
+        snapshot.records.shrink_to_fit();
+        snapshot.arena.shrink_to_fit();
+        snapshot.tag_refs.shrink_to_fit();
+        snapshot.ip.shrink();
+        for index in [
+            &mut snapshot.domain,
+            &mut snapshot.hostname,
+            &mut snapshot.url,
+            &mut snapshot.uri,
+            &mut snapshot.email,
+            &mut snapshot.hash,
+            &mut snapshot.filename,
+            &mut snapshot.text,
+        ] {
+            index.shrink();
+        }
+        self.snapshot
+    }
+}
+
+/// Normalises one part of an attribute value for its index: the key, and for IPs the network.
+fn normalize_part(kind: PartKind, raw: &str) -> Option<(String, Option<(IpAddr, u8)>)> {
+    let raw = raw.trim();
+    match kind {
+        PartKind::Ip => {
+            normalize::parse_cidr(raw).map(|network| (network.0.to_string(), Some(network)))
+        }
+        PartKind::Domain | PartKind::Hostname => normalize::normalize_domain(raw)
+            .or_else(|| {
+                // MISP sometimes stores an IP as a hostname; index it as a host key anyway.
+                normalize::parse_ip(raw).map(|ip| ip.to_string())
+            })
+            .map(|key| (key, None)),
+        PartKind::Url => normalize::normalize_url(raw)
+            .map(|url| (url.url, None))
+            .or_else(|| {
+                // A URL without a scheme ("evil.com/a"): MISP allows it; match it as http.
+                normalize::normalize_url(&format!("http://{raw}")).map(|url| (url.url, None))
+            }),
+        PartKind::Uri => (!raw.is_empty()).then(|| (raw.to_string(), None)),
+        PartKind::Email => normalize::normalize_email(raw).map(|email| (email, None)),
+        PartKind::Hash => {
+            let hash = normalize::normalize_hash(raw).unwrap_or_else(|| raw.to_ascii_lowercase());
+            (!hash.is_empty()).then_some((hash, None))
+        }
+        PartKind::Filename => normalize::normalize_filename(raw).map(|name| (name, None)),
+        PartKind::Text => normalize::normalize_text(raw).map(|text| (text, None)),
+        PartKind::Ignored => None,
+    }
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (lower or upper hex) → bits; anything else `None`.
+pub fn parse_uuid(text: &str) -> Option<u128> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 36
+        || bytes[8] != b'-'
+        || bytes[13] != b'-'
+        || bytes[18] != b'-'
+        || bytes[23] != b'-'
+    {
+        return None;
+    }
+    let mut bits: u128 = 0;
+    for (idx, &byte) in bytes.iter().enumerate() {
+        if matches!(idx, 8 | 13 | 18 | 23) {
+            continue;
+        }
+        let digit = (byte as char).to_digit(16)?;
+        bits = (bits << 4) | u128::from(digit);
+    }
+    // Only lower-case text round-trips through the compact form.
+    if bytes.iter().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    Some(bits)
+}

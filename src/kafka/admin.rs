@@ -1,0 +1,49 @@
+//! Topic creation (tests, the benchmark and `demo`); `kafka/create-topics.sh` does the same
+//! for operators.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::types::RDKafkaErrorCode;
+
+/// A topic to create: name, partitions, compacted.
+pub struct TopicSpec<'a> {
+    pub name: &'a str,
+    pub partitions: i32,
+    pub compact: bool,
+}
+
+/// Creates topics on a real broker; existing topics are fine.
+pub async fn create_topics(brokers: &str, topics: &[TopicSpec<'_>]) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|err| format!("admin client: {err}"))?;
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|spec| {
+            let topic = NewTopic::new(spec.name, spec.partitions, TopicReplication::Fixed(1));
+            if spec.compact {
+                topic.set("cleanup.policy", "compact")
+            } else {
+                topic
+            }
+        })
+        .collect();
+    let results = admin
+        .create_topics(
+            &new_topics,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .map_err(|err| format!("create topics: {err}"))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(format!("create topic {topic}: {code}")),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! The service on Kafka: wiring of intel, pipeline, HTTP server and shutdown.
+
+pub mod admin;
+pub mod changelog;
+pub mod demo;
+pub mod pipeline;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::intel::IntelStore;
+use crate::telemetry::metrics as m;
+use pipeline::{start_pipeline, PipelineDeps};
+
+/// `wazuh-misp run`: until SIGTERM/SIGINT, then drain, commit and exit.
+pub fn run_service(config: Config) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("wazuh-misp-io")
+        .build()?;
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let signal_flag = shutdown.clone();
+    runtime.spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("Shutdown requested; draining.");
+        signal_flag.store(true, Ordering::Release);
+    });
+    let result = run_with(&runtime, config, shutdown);
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The service body, with its shutdown trigger as a parameter (tests set the flag).
+pub fn run_with(
+    runtime: &tokio::runtime::Runtime,
+    config: Config,
+    shutdown: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let metrics_handle = crate::server::install_recorder()?;
+    m::describe(&config.topics.input);
+    let store = Arc::new(IntelStore::default());
+
+    // Intel: persisted snapshot first (ready without MISP), then the configured sources.
+    let misp = crate::intel::sync::misp_client(&config)?;
+    let intel_task = if config.intel.source == "topic" {
+        changelog::spawn_follower(runtime, &config, store.clone(), shutdown.clone())?
+    } else {
+        crate::intel::sync::load_persisted(&config, &store);
+        let first = runtime.block_on(crate::intel::sync::sync_once(
+            &config,
+            &store,
+            misp.as_ref(),
+        ));
+        if let Err(err) = first {
+            if !store.is_loaded() {
+                anyhow::bail!("no indicator set: the first load failed ({err}) and no persisted snapshot exists");
+            }
+        }
+        Some(runtime.spawn(intel_refresh(
+            config.clone(),
+            store.clone(),
+            misp.clone(),
+            shutdown.clone(),
+        )))
+    };
+
+    let handle = start_pipeline(
+        &config,
+        PipelineDeps {
+            store: store.clone(),
+            shutdown: shutdown.clone(),
+        },
+    )?;
+    let shared = handle.shared.clone();
+    let server_shutdown = shutdown.clone();
+    if config.server.enabled {
+        let lookup = misp.clone().map(|client| {
+            Arc::new(crate::misp::lookup::LiveLookup::new(
+                client,
+                crate::misp::lookup::LiveLookupOptions {
+                    include_non_ids: config.intel.include_non_ids,
+                    reference_base: config.misp.url.clone(),
+                    ..Default::default()
+                },
+            ))
+        });
+        let state = crate::server::ServerState {
+            metrics: metrics_handle,
+            store: store.clone(),
+            has_assignment: Arc::new(move || shared.has_assignment.load(Ordering::Acquire)),
+            reference_base: config.misp.url.clone(),
+            lookup,
+            shutting_down: shutdown.clone(),
+        };
+        runtime.block_on(crate::server::serve(
+            &config.server.listen,
+            state,
+            async move {
+                while !server_shutdown.load(Ordering::Acquire) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        ))?;
+    }
+    tracing::info!(input = %config.topics.input, group = %config.kafka.group_id, workers = config.workers(), exactly_once = config.kafka.exactly_once, "Pipeline running.");
+    let result = handle.join();
+    shutdown.store(true, Ordering::Release);
+    if let Some(task) = intel_task {
+        task.abort();
+    }
+    result.map_err(anyhow::Error::from)
+}
+
+/// Re-loads when intel files change, and re-syncs MISP every `misp.sync_interval_secs`.
+async fn intel_refresh(
+    config: Config,
+    store: Arc<IntelStore>,
+    misp: Option<crate::misp::MispClient>,
+    shutdown: Arc<AtomicBool>,
+) {
+    let sources = config.intel_sources();
+    let mut fingerprint = crate::intel::sync::files_fingerprint(&sources);
+    let file_period = Duration::from_secs(config.intel.reload_interval_secs.max(1));
+    let misp_period = Duration::from_secs(config.misp.sync_interval_secs.max(1));
+    let mut last_misp = tokio::time::Instant::now();
+    while !shutdown.load(Ordering::Acquire) {
+        tokio::time::sleep(file_period.min(misp_period)).await;
+        let now_fingerprint = crate::intel::sync::files_fingerprint(&sources);
+        let files_changed = now_fingerprint != fingerprint;
+        let misp_due = misp.is_some() && last_misp.elapsed() >= misp_period;
+        if files_changed || misp_due {
+            if files_changed {
+                tracing::info!("Indicator files changed; reloading.");
+            }
+            // Build off the runtime's I/O threads' critical path; the pipeline keeps the old
+            // snapshot until the new one is swapped in whole.
+            let _ = crate::intel::sync::sync_once(&config, &store, misp.as_ref()).await;
+            fingerprint = now_fingerprint;
+            if misp_due {
+                last_misp = tokio::time::Instant::now();
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Enrich: alert bytes + hits → the output record. The enrichment is spliced into the
+//! original bytes (`...}` → `...,"threat":{...},"wazuh_misp":{...},"misp":{...}}`), so the
+//! alert's own keys and values pass through untouched. Only when the alert already has a
+//! `threat` or `wazuh_misp` key is it re-serialised, to merge instead of duplicating keys.
+
+use serde_json::Value;
+
+use super::extract::Extraction;
+use super::matcher::Hit;
+use crate::intel::snapshot::Attribute;
+use crate::intel::types::ecs_indicator_type;
+use crate::intel::IntelSnapshot;
+use crate::model::enriched::{
+    ecs_indicator, CompatBlock, Enrichment, Matched, MispAttributeRef, MispContext, MispEventRef,
+    Summary,
+};
+
+/// Settings of the enrich stage.
+#[derive(Debug, Clone, Default)]
+pub struct EnrichOptions {
+    /// MISP base URL for `indicator.reference` (`<url>/events/view/<id>`).
+    pub reference_base: Option<String>,
+}
+
+/// The risk score of an enriched alert, 0-100:
+/// rule level (0-15 → 0-40) + the highest MISP threat level among the hits (High 40,
+/// Medium 28, Low 16, Undefined 8) + 10 when a hit carries a galaxy or kill-chain tag
+/// (attributed to an actor or malware family) + 5 per extra matching attribute (at most 10).
+pub fn risk_score(rule_level: Option<u8>, hits: &[Attribute<'_>]) -> u8 {
+    let level = u32::from(rule_level.unwrap_or(0).min(15)) * 40 / 15;
+    let threat = hits
+        .iter()
+        .map(|attribute| match attribute.event.threat_level_id.as_ref() {
+            "1" => 40,
+            "2" => 28,
+            "3" => 16,
+            _ => 8,
+        })
+        .max()
+        .unwrap_or(0);
+    let attributed = hits.iter().any(|attribute| {
+        attribute
+            .tags()
+            .any(|tag| tag.starts_with("misp-galaxy:") || tag.starts_with("kill-chain:"))
+    });
+    let extra = (hits.len().saturating_sub(1).min(2) * 5) as u32;
+    (level + threat + if attributed { 10 } else { 0 } + extra).min(100) as u8
+}
+
+/// TLP of an attribute: its own tag first, then the event's.
+fn tlp<'a>(attribute: &Attribute<'a>) -> Option<&'a str> {
+    attribute.tags().find_map(|tag| tag.strip_prefix("tlp:"))
+}
+
+fn confidence(threat_level_id: &str) -> &'static str {
+    match threat_level_id {
+        "1" => "High",
+        "2" => "Medium",
+        "3" => "Low",
+        _ => "Not Specified",
+    }
+}
+
+/// Writes the enriched alert into `out`. `alert` is the alert object's JSON text.
+pub fn write_enriched(
+    alert: &[u8],
+    extraction: &Extraction,
+    hits: &[Hit],
+    snapshot: &IntelSnapshot,
+    options: &EnrichOptions,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    let attributes: Vec<Attribute<'_>> = hits
+        .iter()
+        .map(|hit| snapshot.attribute(hit.attribute))
+        .collect();
+    let mut enrichments = Vec::with_capacity(hits.len());
+    for (hit, attribute) in hits.iter().zip(&attributes) {
+        let (atomic, field) = if (hit.observable as usize) < extraction.len() {
+            let observable = extraction.get(hit.observable as usize);
+            (observable.value, observable.field)
+        } else {
+            (
+                attribute.value,
+                extraction.free_text_field((u32::MAX - hit.observable) as usize),
+            )
+        };
+        let ecs_type = match (
+            ecs_indicator_type(attribute.misp_type),
+            attribute.value.contains(':'),
+        ) {
+            ("ipv4-addr", true)
+                if !attribute.value.contains('.') || attribute.value.matches(':').count() > 1 =>
+            {
+                "ipv6-addr"
+            }
+            (other, _) => other,
+        };
+        let event = attribute.event;
+        let reference_id = if event.id.is_empty() {
+            event.uuid.as_ref()
+        } else {
+            event.id.as_ref()
+        };
+        let reference = match (&options.reference_base, reference_id.is_empty()) {
+            (Some(base), false) => Some(format!(
+                "{}/events/view/{reference_id}",
+                base.trim_end_matches('/')
+            )),
+            _ => None,
+        };
+        enrichments.push(Enrichment {
+            matched: Matched {
+                atomic,
+                field,
+                match_type: "indicator_match_rule",
+            },
+            indicator: ecs_indicator(
+                ecs_type,
+                attribute.misp_type,
+                attribute.value,
+                reference,
+                tlp(attribute),
+                attribute.first_seen,
+                attribute.last_seen,
+                confidence(&event.threat_level_id),
+            ),
+            misp: MispContext {
+                attribute: MispAttributeRef {
+                    uuid: attribute.uuid.to_string(),
+                    misp_type: attribute.misp_type,
+                    category: attribute.category,
+                    value: attribute.value,
+                    to_ids: attribute.to_ids,
+                },
+                event: MispEventRef {
+                    id: &event.id,
+                    uuid: &event.uuid,
+                    info: &event.info,
+                    threat_level_id: &event.threat_level_id,
+                },
+                tags: attribute.tags().collect(),
+            },
+        });
+    }
+    let summary = Summary {
+        risk_score: risk_score(extraction.rule_level, &attributes),
+        matched_count: hits.len(),
+    };
+    let compat = attributes.first().map(|first| CompatBlock {
+        event_id: if first.event.id.is_empty() {
+            &first.event.uuid
+        } else {
+            &first.event.id
+        },
+        category: first.category,
+        value: first.value,
+        misp_type: first.misp_type,
+    });
+    let add_compat = !extraction.has_misp_key;
+
+    if extraction.has_threat_key {
+        merge_reserialized(
+            alert,
+            &enrichments,
+            &summary,
+            compat.as_ref().filter(|_| add_compat),
+            out,
+        );
+        return;
+    }
+    let end = alert
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    if alert.get(end) != Some(&b'}') {
+        // Cannot happen for an object the decoder accepted; keep the alert whole.
+        out.extend_from_slice(alert);
+        return;
+    }
+    let body = &alert[..end];
+    out.extend_from_slice(body);
+    let empty_object = body
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map(|idx| body[idx])
+        == Some(b'{');
+    if !empty_object {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"threat\":{\"enrichments\":");
+    let _ = serde_json::to_writer(&mut *out, &enrichments);
+    out.extend_from_slice(b"},\"wazuh_misp\":");
+    let _ = serde_json::to_writer(&mut *out, &summary);
+    if let (Some(compat), true) = (&compat, add_compat) {
+        out.extend_from_slice(b",\"misp\":");
+        let _ = serde_json::to_writer(&mut *out, compat);
+    }
+    out.push(b'}');
+}
+
+/// The slow path: the alert already has `threat`/`wazuh_misp`; merge into them.
+fn merge_reserialized(
+    alert: &[u8],
+    enrichments: &[Enrichment<'_>],
+    summary: &Summary,
+    compat: Option<&CompatBlock<'_>>,
+    out: &mut Vec<u8>,
+) {
+    let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(alert) else {
+        out.extend_from_slice(alert);
+        return;
+    };
+    let new_enrichments = serde_json::to_value(enrichments).unwrap_or(Value::Array(Vec::new()));
+    let threat = object
+        .entry("threat")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !threat.is_object() {
+        *threat = Value::Object(Default::default());
+    }
+    if let Value::Object(threat) = threat {
+        let existing = threat
+            .entry("enrichments")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        match (existing, new_enrichments) {
+            (Value::Array(existing), Value::Array(new)) => existing.extend(new),
+            (existing, new) => *existing = new,
+        }
+    }
+    object.insert(
+        "wazuh_misp".into(),
+        serde_json::to_value(summary).unwrap_or(Value::Null),
+    );
+    if let Some(compat) = compat {
+        object.insert(
+            "misp".into(),
+            serde_json::to_value(compat).unwrap_or(Value::Null),
+        );
+    }
+    let _ = serde_json::to_writer(&mut *out, &Value::Object(object));
+}

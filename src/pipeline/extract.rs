@@ -1,0 +1,527 @@
+//! Extract: a decoded alert → every observable in it, with the field it came from.
+//!
+//! One pass over the simd-json tape. Each string leaf is looked up in the [`FieldTable`] by
+//! its dotted path; typed fields are parsed by their role, everything else is scanned as free
+//! text. Never fails and never panics: odd values are simply not observables.
+//! The [`Extraction`] is reused between alerts, so the steady state does not allocate.
+
+use std::net::IpAddr;
+
+use simd_json::{Node, StaticNode};
+
+use super::fields::{FieldTable, Role};
+use super::normalize;
+use super::text::TextScanner;
+use crate::model::observable::{IocKind, Observable};
+
+/// Upper bound of observables kept per alert; the rest are counted in `truncated`.
+pub const MAX_OBSERVABLES: usize = 1024;
+/// Upper bound of nesting followed; deeper values are not scanned.
+const MAX_DEPTH: usize = 64;
+
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    kind: IocKind,
+    value: (u32, u32),
+    field: (u32, u32),
+    free_text: bool,
+    ip: Option<IpAddr>,
+}
+
+/// The observables of one alert.
+#[derive(Default)]
+pub struct Extraction {
+    arena: String,
+    items: Vec<Item>,
+    /// Free-text values (lower-cased) and their field, kept for the Aho-Corasick scan.
+    texts: Vec<((u32, u32), (u32, u32))>,
+    /// Observables dropped because the alert had more than [`MAX_OBSERVABLES`].
+    pub truncated: usize,
+    /// `rule.level` of the alert, when present (used for the risk score and IOC sharing).
+    pub rule_level: Option<u8>,
+    /// `agent.id` of the alert (the output record key).
+    agent_id: Option<(u32, u32)>,
+    /// Whether the alert object already has a top-level `misp` key (the block is then not added).
+    pub has_misp_key: bool,
+    /// Whether the alert object already has a top-level `threat` or `wazuh_misp` key.
+    pub has_threat_key: bool,
+}
+
+impl Extraction {
+    pub fn clear(&mut self) {
+        self.arena.clear();
+        self.items.clear();
+        self.texts.clear();
+        self.truncated = 0;
+        self.rule_level = None;
+        self.agent_id = None;
+        self.has_misp_key = false;
+        self.has_threat_key = false;
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn get(&self, idx: usize) -> Observable<'_> {
+        let item = &self.items[idx];
+        Observable {
+            kind: item.kind,
+            value: &self.arena[item.value.0 as usize..item.value.1 as usize],
+            field: &self.arena[item.field.0 as usize..item.field.1 as usize],
+            free_text: item.free_text,
+            ip: item.ip,
+        }
+    }
+
+    /// `agent.id`, when the alert has one.
+    pub fn agent_id(&self) -> Option<&str> {
+        self.agent_id.map(|range| self.slice(range))
+    }
+
+    fn slice(&self, range: (u32, u32)) -> &str {
+        &self.arena[range.0 as usize..range.1 as usize]
+    }
+
+    /// Free-text values kept for the automaton scan, lower-cased.
+    pub fn free_texts(&self) -> impl Iterator<Item = &str> {
+        self.texts.iter().map(|(_, text)| self.slice(*text))
+    }
+
+    /// The field of the `idx`-th free text.
+    pub fn free_text_field(&self, idx: usize) -> &str {
+        self.texts
+            .get(idx)
+            .map_or("", |(field, _)| self.slice(*field))
+    }
+
+    fn push_text(&mut self, field: &str, text: &str) {
+        let field_start = self.arena.len() as u32;
+        self.arena.push_str(field);
+        let field_end = self.arena.len() as u32;
+        for ch in text.chars() {
+            self.arena.extend(ch.to_lowercase());
+        }
+        self.texts.push((
+            (field_start, field_end),
+            (field_end, self.arena.len() as u32),
+        ));
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Observable<'_>> {
+        (0..self.items.len()).map(move |idx| self.get(idx))
+    }
+
+    /// Adds an observable unless the same (kind, value) is already there.
+    fn push(
+        &mut self,
+        kind: IocKind,
+        value: &str,
+        field: &str,
+        free_text: bool,
+        ip: Option<IpAddr>,
+    ) {
+        if value.is_empty() {
+            return;
+        }
+        let mut existing = None;
+        for (idx, item) in self.items.iter().enumerate() {
+            if item.kind == kind
+                && &self.arena[item.value.0 as usize..item.value.1 as usize] == value
+            {
+                existing = Some(idx);
+                break;
+            }
+        }
+        if let Some(idx) = existing {
+            // A typed field names the value better than the free text that also held it.
+            if self.items[idx].free_text && !free_text {
+                let start = self.arena.len() as u32;
+                self.arena.push_str(field);
+                self.items[idx].field = (start, self.arena.len() as u32);
+                self.items[idx].free_text = false;
+            }
+            return;
+        }
+        if self.items.len() >= MAX_OBSERVABLES {
+            self.truncated += 1;
+            return;
+        }
+        let value_start = self.arena.len() as u32;
+        self.arena.push_str(value);
+        let value_end = self.arena.len() as u32;
+        // Consecutive observables of one field share its path text.
+        let field_range = match self.items.last() {
+            Some(last) if &self.arena[last.field.0 as usize..last.field.1 as usize] == field => {
+                last.field
+            }
+            _ => {
+                let start = self.arena.len() as u32;
+                self.arena.push_str(field);
+                (start, self.arena.len() as u32)
+            }
+        };
+        self.items.push(Item {
+            kind,
+            value: (value_start, value_end),
+            field: field_range,
+            free_text,
+            ip,
+        });
+    }
+}
+
+/// Per-worker extractor: the field table and reusable scratch space.
+pub struct Extractor {
+    table: FieldTable,
+    scanner: TextScanner,
+    path: String,
+    http_host: Option<String>,
+    http_path: Option<String>,
+    /// Keep free texts for the Aho-Corasick scan (set when the snapshot has text patterns).
+    pub collect_texts: bool,
+}
+
+impl Default for Extractor {
+    fn default() -> Self {
+        Extractor::new(FieldTable::default())
+    }
+}
+
+impl Extractor {
+    pub fn new(table: FieldTable) -> Self {
+        Extractor {
+            table,
+            scanner: TextScanner::default(),
+            path: String::with_capacity(128),
+            http_host: None,
+            http_path: None,
+            collect_texts: false,
+        }
+    }
+
+    /// Extracts from the alert object whose tape nodes are `nodes` (starting at its header).
+    pub fn extract(&mut self, nodes: &[Node<'_>], out: &mut Extraction) {
+        out.clear();
+        self.path.clear();
+        self.http_host = None;
+        self.http_path = None;
+        let Some(Node::Object { len, .. }) = nodes.first() else {
+            return;
+        };
+        // Top-level facts needed later.
+        let mut idx = 1;
+        for _ in 0..*len {
+            let Some(Node::String(key)) = nodes.get(idx) else {
+                break;
+            };
+            let value_idx = idx + 1;
+            match *key {
+                "rule" => out.rule_level = rule_level(nodes, value_idx),
+                "agent" => {
+                    if let Some(id) = string_member(nodes, value_idx, "id") {
+                        let start = out.arena.len() as u32;
+                        out.arena.push_str(id);
+                        out.agent_id = Some((start, out.arena.len() as u32));
+                    }
+                }
+                "misp" => out.has_misp_key = true,
+                "threat" | "wazuh_misp" => out.has_threat_key = true,
+                _ => {}
+            }
+            idx = value_idx + span(nodes, value_idx);
+        }
+        self.walk(nodes, 0, 0, None, out);
+        if let (Some(host), Some(path)) = (self.http_host.take(), self.http_path.take()) {
+            let url = format!("http://{host}{path}");
+            if let Some(normalized) = normalize::normalize_url(&url) {
+                out.push(IocKind::Url, &normalized.url, "data.http.url", false, None);
+            }
+        }
+    }
+
+    /// Walks the value at `idx`; returns nothing, spans are computed by the caller.
+    fn walk(
+        &mut self,
+        nodes: &[Node<'_>],
+        idx: usize,
+        depth: usize,
+        key: Option<&str>,
+        out: &mut Extraction,
+    ) {
+        if depth > MAX_DEPTH {
+            return;
+        }
+        match nodes.get(idx) {
+            Some(Node::Object { len, .. }) => {
+                let mut child = idx + 1;
+                for _ in 0..*len {
+                    let Some(Node::String(child_key)) = nodes.get(child) else {
+                        return;
+                    };
+                    let value_idx = child + 1;
+                    let path_len = self.path.len();
+                    if path_len > 0 {
+                        self.path.push('.');
+                    }
+                    self.path.push_str(child_key);
+                    let role = self.table.role(&self.path, child_key);
+                    if role != Some(Role::Skip) {
+                        match (role, nodes.get(value_idx)) {
+                            (Some(role), Some(Node::String(text))) => self.leaf(role, text, out),
+                            (Some(role), Some(Node::Array { .. })) => {
+                                self.array_of(role, nodes, value_idx, depth + 1, out)
+                            }
+                            _ => self.walk(nodes, value_idx, depth + 1, Some(child_key), out),
+                        }
+                    }
+                    self.path.truncate(path_len);
+                    child = value_idx + span(nodes, value_idx);
+                }
+            }
+            Some(Node::Array { len, .. }) => {
+                let mut child = idx + 1;
+                for _ in 0..*len {
+                    if child >= nodes.len() {
+                        return;
+                    }
+                    self.walk(nodes, child, depth + 1, key, out);
+                    child += span(nodes, child);
+                }
+            }
+            Some(Node::String(text)) => {
+                // A field the table does not name: generic free-text scan.
+                if key.is_some() || depth > 0 {
+                    self.free_text(text, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// An array under a field with a role: each string element gets the role.
+    fn array_of(
+        &mut self,
+        role: Role,
+        nodes: &[Node<'_>],
+        idx: usize,
+        depth: usize,
+        out: &mut Extraction,
+    ) {
+        let Some(Node::Array { len, .. }) = nodes.get(idx) else {
+            return;
+        };
+        let mut child = idx + 1;
+        for _ in 0..*len {
+            match nodes.get(child) {
+                Some(Node::String(text)) => self.leaf(role, text, out),
+                Some(_) => self.walk(nodes, child, depth + 1, None, out),
+                None => return,
+            }
+            child += span(nodes, child);
+        }
+    }
+
+    fn free_text(&mut self, text: &str, out: &mut Extraction) {
+        if text.len() < 4 {
+            return;
+        }
+        if self.collect_texts {
+            out.push_text(&self.path, text);
+        }
+        let field = &self.path;
+        self.scanner.scan(text, &mut |kind, value, ip| {
+            out.push(kind, value, field, true, ip)
+        });
+    }
+
+    fn leaf(&mut self, role: Role, text: &str, out: &mut Extraction) {
+        let value = text.trim();
+        if value.is_empty() || value == "-" || value == "null" {
+            return;
+        }
+        match role {
+            Role::Skip => {}
+            Role::Ip => match normalize::parse_ip(value) {
+                Some(ip) if !normalize::is_noise_ip(&ip) => {
+                    out.push(IocKind::Ip, &ip.to_string(), &self.path, false, Some(ip));
+                }
+                Some(_) => {}
+                None => self.host(value, out),
+            },
+            Role::Host | Role::HttpHost => {
+                self.host(value, out);
+                if role == Role::HttpHost {
+                    self.http_host = normalize::normalize_domain(value)
+                        .or_else(|| normalize::parse_ip(value).map(|ip| ip.to_string()));
+                }
+            }
+            Role::Url => {
+                if value.starts_with('/') {
+                    out.push(IocKind::UriPath, value, &self.path, false, None);
+                    self.free_text(value, out);
+                } else if let Some(url) = normalize::normalize_url(value) {
+                    out.push(IocKind::Url, &url.url, &self.path, false, None);
+                    let host = url.host().to_string();
+                    self.host(&host, out);
+                } else {
+                    self.free_text(value, out);
+                }
+            }
+            Role::HttpPath => {
+                if value.starts_with('/') {
+                    out.push(IocKind::UriPath, value, &self.path, false, None);
+                    self.http_path = Some(value.to_string());
+                }
+                self.free_text(value, out);
+            }
+            Role::Email => match normalize::normalize_email(value) {
+                Some(email) => {
+                    let domain_start = email.rfind('@').map_or(0, |at| at + 1);
+                    out.push(IocKind::Email, &email, &self.path, false, None);
+                    out.push(
+                        IocKind::Domain,
+                        &email[domain_start..],
+                        &self.path,
+                        false,
+                        None,
+                    );
+                }
+                None => self.free_text(value, out),
+            },
+            Role::Hash => match normalize::normalize_hash(value) {
+                Some(hash) => out.push(IocKind::Hash, &hash, &self.path, false, None),
+                None => self.free_text(value, out),
+            },
+            Role::HashList => {
+                for part in value.split([',', ';', ' ']) {
+                    let hash = part.split_once('=').map_or(part, |(_, hash)| hash);
+                    if let Some(hash) = normalize::normalize_hash(hash) {
+                        out.push(IocKind::Hash, &hash, &self.path, false, None);
+                    }
+                }
+            }
+            Role::FilePath => {
+                if let Some(name) = normalize::normalize_filename(value) {
+                    out.push(IocKind::Filename, &name, &self.path, false, None);
+                }
+            }
+            Role::PathOrRegKey => {
+                let upper_start = value
+                    .get(..5)
+                    .map(|p| p.eq_ignore_ascii_case("hkey_") || p.eq_ignore_ascii_case("hklm\\"));
+                if upper_start == Some(true) {
+                    if let Some(text) = normalize::normalize_text(value) {
+                        out.push(IocKind::Text, &text, &self.path, false, None);
+                    }
+                } else if let Some(name) = normalize::normalize_filename(value) {
+                    out.push(IocKind::Filename, &name, &self.path, false, None);
+                }
+            }
+            Role::DnsResults => {
+                for part in value.split(';') {
+                    let part = part.trim();
+                    if part.is_empty() {
+                        continue;
+                    }
+                    // "type:  5 cname.example.net" carries a CNAME target.
+                    let candidate = if part.starts_with("type:") {
+                        part.rsplit(' ').next().unwrap_or("")
+                    } else {
+                        part
+                    };
+                    match normalize::parse_ip(candidate) {
+                        Some(ip) if !normalize::is_noise_ip(&ip) => {
+                            out.push(IocKind::Ip, &ip.to_string(), &self.path, false, Some(ip))
+                        }
+                        Some(_) => {}
+                        None => {
+                            if let Some(domain) = normalize::normalize_domain(candidate) {
+                                out.push(IocKind::Domain, &domain, &self.path, false, None);
+                            }
+                        }
+                    }
+                }
+            }
+            Role::FreeText => self.free_text(value, out),
+            Role::ExactText => {
+                if let Some(text) = normalize::normalize_text(value) {
+                    out.push(IocKind::Text, &text, &self.path, false, None);
+                }
+            }
+        }
+    }
+
+    /// A host field: an IP, a domain, or (for odd values) free text.
+    fn host(&mut self, value: &str, out: &mut Extraction) {
+        if let Some(ip) = normalize::parse_ip(value) {
+            if !normalize::is_noise_ip(&ip) {
+                out.push(IocKind::Ip, &ip.to_string(), &self.path, false, Some(ip));
+            }
+        } else if let Some(domain) = normalize::normalize_domain(value) {
+            out.push(IocKind::Domain, &domain, &self.path, false, None);
+        } else if let Some(url) = normalize::normalize_url(value) {
+            out.push(IocKind::Url, &url.url, &self.path, false, None);
+        } else if value.contains(' ') {
+            self.free_text(value, out);
+        }
+    }
+}
+
+/// Number of tape nodes of the value at `idx` (1 for scalars).
+#[inline]
+pub fn span(nodes: &[Node<'_>], idx: usize) -> usize {
+    match nodes.get(idx) {
+        Some(Node::Object { count, .. }) | Some(Node::Array { count, .. }) => count + 1,
+        _ => 1,
+    }
+}
+
+/// The string member `name` of the object at `idx`.
+fn string_member<'t>(nodes: &[Node<'t>], idx: usize, name: &str) -> Option<&'t str> {
+    let Some(Node::Object { len, .. }) = nodes.get(idx) else {
+        return None;
+    };
+    let mut child = idx + 1;
+    for _ in 0..*len {
+        let Some(Node::String(key)) = nodes.get(child) else {
+            return None;
+        };
+        let value_idx = child + 1;
+        if *key == name {
+            return match nodes.get(value_idx) {
+                Some(Node::String(text)) => Some(text),
+                _ => None,
+            };
+        }
+        child = value_idx + span(nodes, value_idx);
+    }
+    None
+}
+
+fn rule_level(nodes: &[Node<'_>], idx: usize) -> Option<u8> {
+    let Some(Node::Object { len, .. }) = nodes.get(idx) else {
+        return None;
+    };
+    let mut child = idx + 1;
+    for _ in 0..*len {
+        let Some(Node::String(key)) = nodes.get(child) else {
+            return None;
+        };
+        let value_idx = child + 1;
+        if *key == "level" {
+            return match nodes.get(value_idx) {
+                Some(Node::Static(StaticNode::I64(level))) => u8::try_from(*level).ok(),
+                Some(Node::Static(StaticNode::U64(level))) => u8::try_from(*level).ok(),
+                Some(Node::String(level)) => level.trim().parse().ok(),
+                _ => None,
+            };
+        }
+        child = value_idx + span(nodes, value_idx);
+    }
+    None
+}

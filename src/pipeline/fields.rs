@@ -1,0 +1,316 @@
+//! The field table: where IOCs live in Wazuh alerts, as data.
+//!
+//! Each entry maps a pattern to a [`Role`]. A pattern is either a dotted path from the alert
+//! root (`data.http.url`; array indices are dropped) or `*.key`, which matches that key at any
+//! depth. An exact path wins over a `*.key`. A `Skip` on an object skips the whole subtree.
+//! Fields the table does not name are scanned generically as free text, so unknown alert
+//! shapes still yield IPs, domains, URLs, e-mails and hashes.
+//!
+//! To support a new decoder, add its fields here; nothing else changes.
+
+use hashbrown::HashMap;
+
+/// How the value of a field is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Not an IOC (or the monitored host itself): skipped, with its subtree.
+    Skip,
+    /// An IP address, possibly with a port (`a.b.c.d:port`, `[v6]:port`).
+    Ip,
+    /// A host or domain name (or an IP in a host field).
+    Host,
+    /// A full URL; a value starting with `/` is a URL path (matched against MISP `uri`).
+    Url,
+    /// The path of an HTTP request whose host is in a sibling `hostname` field (Suricata).
+    HttpPath,
+    /// The host of an HTTP request (Suricata `http.hostname`): a host, and the URL's host.
+    HttpHost,
+    Email,
+    /// A single hash (md5, sha1, sha256, sha512, imphash, TLS fingerprints).
+    Hash,
+    /// Sysmon `hashes`: `SHA1=..,MD5=..,SHA256=..,IMPHASH=..`.
+    HashList,
+    /// A file path or name: its basename is a file-name observable.
+    FilePath,
+    /// A file path that may be a Windows registry key (`syscheck.path`).
+    PathOrRegKey,
+    /// Sysmon `queryResults`: `type:  5 cname;1.2.3.4;::ffff:5.6.7.8;`.
+    DnsResults,
+    /// Free text: command lines, log lines, messages.
+    FreeText,
+    /// An exact string indicator (user-agent, registry key, mutex, pipe).
+    ExactText,
+}
+
+/// The table itself. Order does not matter; see the module docs for pattern syntax.
+pub static FIELD_TABLE: &[(&str, Role)] = &[
+    // --- envelope: never IOCs of a remote party ---
+    ("rule", Role::Skip),
+    ("agent", Role::Skip),
+    ("manager", Role::Skip),
+    ("cluster", Role::Skip),
+    ("decoder", Role::Skip),
+    ("predecoder", Role::Skip),
+    ("timestamp", Role::Skip),
+    ("id", Role::Skip),
+    ("location", Role::Skip),
+    ("GeoLocation", Role::Skip),
+    ("input", Role::Skip),
+    // shipper fields (Filebeat, Logstash, Fluent Bit)
+    ("@timestamp", Role::Skip),
+    ("@version", Role::Skip),
+    ("host", Role::Skip),
+    ("log", Role::Skip),
+    ("ecs", Role::Skip),
+    ("fields", Role::Skip),
+    ("beat", Role::Skip),
+    // our own output, if an enriched alert is fed back in
+    ("threat", Role::Skip),
+    ("wazuh_misp", Role::Skip),
+    ("misp", Role::Skip),
+    // --- static decoder fields (all regex decoders) ---
+    ("*.srcip", Role::Ip),
+    ("*.srcip2", Role::Ip),
+    ("*.dstip", Role::Ip),
+    ("*.srcport", Role::Skip),
+    ("*.dstport", Role::Skip),
+    ("*.srcuser", Role::Skip),
+    ("*.dstuser", Role::Skip),
+    ("data.url", Role::Url),
+    ("data.id", Role::Skip),
+    ("data.protocol", Role::Skip),
+    ("data.action", Role::Skip),
+    ("data.status", Role::Skip),
+    // --- Suricata eve.json ---
+    ("*.src_ip", Role::Ip),
+    ("*.dest_ip", Role::Ip),
+    ("*.src_port", Role::Skip),
+    ("*.dest_port", Role::Skip),
+    ("*.flow_id", Role::Skip),
+    ("data.http.hostname", Role::HttpHost),
+    ("data.http.url", Role::HttpPath),
+    ("*.http_user_agent", Role::ExactText),
+    ("*.http_refer", Role::Url),
+    ("*.rrname", Role::Host),
+    ("*.sni", Role::Host),
+    ("*.fingerprint", Role::Hash),
+    ("data.tls.ja3.hash", Role::Hash),
+    ("data.tls.ja3s.hash", Role::Hash),
+    ("data.alert.signature", Role::FreeText),
+    ("data.alert.signature_id", Role::Skip),
+    ("data.fileinfo.filename", Role::FilePath),
+    // --- Windows eventchannel and Sysmon ---
+    ("data.win.system.computer", Role::Skip),
+    ("data.win.system.providerGuid", Role::Skip),
+    ("data.win.system.systemTime", Role::Skip),
+    ("data.win.system.message", Role::FreeText),
+    ("*.ipAddress", Role::Ip),
+    ("*.ipPort", Role::Skip),
+    ("*.workstationName", Role::Skip),
+    ("*.targetUserName", Role::Skip),
+    ("*.subjectUserName", Role::Skip),
+    ("*.sourceIp", Role::Ip),
+    ("*.destinationIp", Role::Ip),
+    ("*.sourcePort", Role::Skip),
+    ("*.destinationPort", Role::Skip),
+    ("*.sourceHostname", Role::Skip),
+    ("*.destinationHostname", Role::Host),
+    ("*.queryName", Role::Host),
+    ("*.queryResults", Role::DnsResults),
+    ("*.image", Role::FilePath),
+    ("*.parentImage", Role::FilePath),
+    ("*.imageLoaded", Role::FilePath),
+    ("*.targetFilename", Role::FilePath),
+    ("*.originalFileName", Role::FilePath),
+    ("*.sourceImage", Role::FilePath),
+    ("*.targetImage", Role::FilePath),
+    ("*.commandLine", Role::FreeText),
+    ("*.parentCommandLine", Role::FreeText),
+    ("*.hashes", Role::HashList),
+    ("*.hash", Role::Hash),
+    ("*.targetObject", Role::ExactText),
+    ("*.pipeName", Role::ExactText),
+    ("*.processGuid", Role::Skip),
+    ("*.parentProcessGuid", Role::Skip),
+    ("*.logonGuid", Role::Skip),
+    ("*.utcTime", Role::Skip),
+    ("*.currentDirectory", Role::Skip),
+    ("*.user", Role::Skip),
+    // --- FIM / syscheck ---
+    ("syscheck.path", Role::PathOrRegKey),
+    ("syscheck.md5_after", Role::Hash),
+    ("syscheck.sha1_after", Role::Hash),
+    ("syscheck.sha256_after", Role::Hash),
+    ("syscheck.md5_before", Role::Hash),
+    ("syscheck.sha1_before", Role::Hash),
+    ("syscheck.sha256_before", Role::Hash),
+    ("syscheck.diff", Role::FreeText),
+    ("syscheck.audit.process.name", Role::FilePath),
+    ("syscheck.audit.process.cwd", Role::Skip),
+    ("syscheck.uname_after", Role::Skip),
+    ("syscheck.gname_after", Role::Skip),
+    ("syscheck.perm_after", Role::Skip),
+    ("syscheck.mtime_after", Role::Skip),
+    // --- VirusTotal integration ---
+    ("data.virustotal.source.file", Role::FilePath),
+    ("data.virustotal.source.md5", Role::Hash),
+    ("data.virustotal.source.sha1", Role::Hash),
+    ("data.virustotal.sha1", Role::Hash),
+    ("data.virustotal.permalink", Role::Skip),
+    ("data.virustotal.source.alert_id", Role::Skip),
+    // --- audit (auditd) ---
+    ("data.audit.exe", Role::FilePath),
+    ("data.audit.file.name", Role::FilePath),
+    ("data.audit.command", Role::FilePath),
+    ("data.audit.cwd", Role::Skip),
+    ("data.audit.directory.name", Role::Skip),
+    // --- Office 365, Graph, AWS, GCP, GitHub ---
+    ("*.ClientIP", Role::Ip),
+    ("*.ActorIpAddress", Role::Ip),
+    ("*.UserId", Role::Email),
+    ("*.SourceFileName", Role::FilePath),
+    ("*.SiteUrl", Role::Url),
+    ("*.MessageURLs", Role::Url),
+    ("*.sourceIPAddress", Role::Ip),
+    ("*.ipAddressV4", Role::Ip),
+    ("*.client_ip", Role::Ip),
+    ("*.clientIp", Role::Ip),
+    ("*.srcaddr", Role::Ip),
+    ("*.dstaddr", Role::Ip),
+    ("*.publicIp", Role::Ip),
+    ("*.privateIpAddress", Role::Skip),
+    ("*.sourceIP", Role::Ip),
+    ("*.actor_ip", Role::Ip),
+    ("*.callerIp", Role::Ip),
+    ("*.remote_ip", Role::Ip),
+    ("*.remote_address", Role::Ip),
+    ("*.source_address", Role::Ip),
+    ("*.destination_address", Role::Ip),
+    ("*.nat_source_ip", Role::Ip),
+    ("*.LocalIp", Role::Ip),
+    ("*.IPAddress", Role::Ip),
+    ("*.ip_address", Role::Ip),
+    (
+        "data.aws.service.action.dnsRequestAction.domain",
+        Role::Host,
+    ),
+    // --- osquery (nested `osquery.columns` and the older flat `columns`) ---
+    ("*.columns.address", Role::Ip),
+    ("*.columns.remote_address", Role::Ip),
+    ("*.columns.local_address", Role::Skip),
+    ("*.columns.path", Role::FilePath),
+    ("*.columns.md5", Role::Hash),
+    ("*.columns.sha1", Role::Hash),
+    ("*.columns.sha256", Role::Hash),
+    ("*.columns.cmdline", Role::FreeText),
+    ("*.calendarTime", Role::Skip),
+    ("*.unixTime", Role::Skip),
+    // --- generic key names ---
+    ("*.md5", Role::Hash),
+    ("*.sha1", Role::Hash),
+    ("*.sha256", Role::Hash),
+    ("*.sha512", Role::Hash),
+    ("*.imphash", Role::Hash),
+    ("*.filename", Role::FilePath),
+    ("*.file_name", Role::FilePath),
+    ("*.url", Role::Url),
+    ("*.hostname", Role::Host),
+    ("*.domain", Role::Host),
+    ("*.email", Role::Email),
+    ("*.userAgent", Role::ExactText),
+    ("*.user_agent", Role::ExactText),
+    ("full_log", Role::FreeText),
+    ("previous_output", Role::FreeText),
+];
+
+/// The table compiled for lookups on the hot path.
+pub struct FieldTable {
+    by_path: HashMap<&'static str, Role, foldhash::fast::RandomState>,
+    by_key: HashMap<&'static str, Role, foldhash::fast::RandomState>,
+    /// Path suffixes of two keys (`columns.address`), matched on the last two segments.
+    by_key_pair: HashMap<&'static str, Role, foldhash::fast::RandomState>,
+}
+
+impl FieldTable {
+    pub fn new(entries: &'static [(&'static str, Role)]) -> Self {
+        let mut table = FieldTable {
+            by_path: HashMap::default(),
+            by_key: HashMap::default(),
+            by_key_pair: HashMap::default(),
+        };
+        for &(pattern, role) in entries {
+            if let Some(key) = pattern.strip_prefix("*.") {
+                if key.contains('.') {
+                    table.by_key_pair.insert(key, role);
+                } else {
+                    table.by_key.insert(key, role);
+                }
+            } else {
+                table.by_path.insert(pattern, role);
+            }
+        }
+        table
+    }
+
+    /// The role of the field at `path` whose last key is `key`. `None`: not in the table.
+    #[inline]
+    pub fn role(&self, path: &str, key: &str) -> Option<Role> {
+        if let Some(role) = self.by_path.get(path) {
+            return Some(*role);
+        }
+        if let Some(role) = self.by_key.get(key) {
+            return Some(*role);
+        }
+        if !self.by_key_pair.is_empty() {
+            if let Some(parent_end) = path.len().checked_sub(key.len() + 1) {
+                let parent = &path[..parent_end];
+                let parent_key = parent.rsplit('.').next().unwrap_or(parent);
+                let pair_start = path.len() - key.len() - 1 - parent_key.len();
+                if let Some(role) = self.by_key_pair.get(&path[pair_start..]) {
+                    return Some(*role);
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Default for FieldTable {
+    fn default() -> Self {
+        FieldTable::new(FIELD_TABLE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups() {
+        let table = FieldTable::default();
+        let cases: &[(&str, &str, Option<Role>)] = &[
+            ("rule", "rule", Some(Role::Skip)),
+            ("data.srcip", "srcip", Some(Role::Ip)),
+            ("data.url", "url", Some(Role::Url)),
+            ("data.http.url", "url", Some(Role::HttpPath)),
+            ("data.something.url", "url", Some(Role::Url)),
+            ("data.osquery.columns.address", "address", Some(Role::Ip)),
+            ("data.columns.address", "address", Some(Role::Ip)),
+            ("data.address", "address", None),
+            ("data.win.eventdata.hashes", "hashes", Some(Role::HashList)),
+            ("data.srcuser", "srcuser", Some(Role::Skip)),
+            ("data.unknown_field", "unknown_field", None),
+        ];
+        for (path, key, want) in cases {
+            assert_eq!(table.role(path, key), *want, "{path}");
+        }
+    }
+
+    #[test]
+    fn table_has_no_duplicate_patterns() {
+        let mut seen = std::collections::HashSet::new();
+        for (pattern, _) in FIELD_TABLE {
+            assert!(seen.insert(pattern), "duplicate pattern {pattern}");
+        }
+    }
+}

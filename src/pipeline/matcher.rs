@@ -1,0 +1,104 @@
+//! Match: observables × the current snapshot → hits. Pure: no IO, no allocation in the
+//! steady state, every matching attribute reported once.
+
+use crate::intel::IntelSnapshot;
+use crate::model::observable::IocKind;
+use crate::pipeline::extract::Extraction;
+
+/// One matching attribute and the observable that matched it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub attribute: u32,
+    /// Index of the observable in the extraction; `u32::MAX` for a free-text automaton hit,
+    /// whose text is in `FreeTextHit`.
+    pub observable: u32,
+}
+
+/// Reusable matcher scratch.
+#[derive(Default)]
+pub struct Matcher {
+    candidates: Vec<(u32, u32)>,
+}
+
+impl Matcher {
+    /// Fills `hits` with every attribute matching an observable of `extraction`, in
+    /// observable order, each attribute once, warninglisted values dropped.
+    pub fn match_all(
+        &mut self,
+        snapshot: &IntelSnapshot,
+        extraction: &Extraction,
+        hits: &mut Vec<Hit>,
+    ) {
+        hits.clear();
+        if snapshot.is_empty() {
+            return;
+        }
+        self.candidates.clear();
+        for idx in 0..extraction.len() {
+            let observable = extraction.get(idx);
+            let candidates = &mut self.candidates;
+            let mut found = |attribute: u32| candidates.push((attribute, idx as u32));
+            match observable.kind {
+                IocKind::Ip => {
+                    if let Some(ip) = observable.ip {
+                        snapshot.match_ip(ip, &mut found);
+                    }
+                }
+                IocKind::Domain => snapshot.match_host(observable.value, &mut found),
+                IocKind::Url => {
+                    snapshot.match_url(observable.value, &mut found);
+                    if let Some(path) = url_path(observable.value) {
+                        snapshot.match_uri(path, &mut found);
+                        if let Some((bare, _)) = path.split_once('?') {
+                            snapshot.match_uri(bare, &mut found);
+                        }
+                    }
+                }
+                IocKind::UriPath => {
+                    snapshot.match_uri(observable.value, &mut found);
+                    if let Some((bare, _)) = observable.value.split_once('?') {
+                        snapshot.match_uri(bare, &mut found);
+                    }
+                }
+                IocKind::Email => snapshot.match_email(observable.value, &mut found),
+                IocKind::Hash => snapshot.match_hash(observable.value, &mut found),
+                IocKind::Filename => snapshot.match_filename(observable.value, &mut found),
+                IocKind::Text => snapshot.match_text(observable.value, &mut found),
+            }
+        }
+        if snapshot.has_automaton() {
+            for (text_idx, text) in extraction.free_texts().enumerate() {
+                let candidates = &mut self.candidates;
+                snapshot.scan_free_text(text, &mut |attribute| {
+                    candidates.push((attribute, u32::MAX - text_idx as u32))
+                });
+            }
+        }
+        for &(attribute, observable) in &self.candidates {
+            if hits.iter().any(|hit| hit.attribute == attribute) {
+                continue;
+            }
+            // Automaton hits were warninglist-checked when the snapshot was built.
+            if (observable as usize) < extraction.len() && snapshot.warninglists().is_some() {
+                let value = extraction.get(observable as usize).value;
+                if snapshot
+                    .warninglisted(value, snapshot.attribute(attribute).misp_type)
+                    .is_some()
+                {
+                    continue;
+                }
+            }
+            hits.push(Hit {
+                attribute,
+                observable,
+            });
+        }
+    }
+}
+
+/// The path (and query) of a normalised URL: everything from the first `/` after `://`.
+fn url_path(url: &str) -> Option<&str> {
+    let after_scheme = url.find("://")? + 3;
+    let start = url[after_scheme..].find('/')? + after_scheme;
+    Some(&url[start..])
+}

@@ -1,0 +1,603 @@
+//! Canonical forms of observable values, shared by extraction (alert side) and by the intel
+//! loader (MISP side), so that both sides of every comparison are normalised the same way.
+//!
+//! Every function is total: odd input gives `None`, never a panic.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Parses an IP address in any of the forms Wazuh alerts carry: plain v4/v6, uncompressed v6,
+/// IPv4-mapped v6 (dotted or hex), `a.b.c.d:port`, `[v6]:port`, `v6%zone`. IPv4-mapped
+/// addresses become the IPv4 address.
+pub fn parse_ip(raw: &str) -> Option<IpAddr> {
+    let text = raw.trim();
+    if text.is_empty() || text.len() > 64 {
+        return None;
+    }
+    let first = text.as_bytes()[0];
+    if !(first.is_ascii_hexdigit() || first == b':' || first == b'[') {
+        return None;
+    }
+    let addr = if let Some(rest) = text.strip_prefix('[') {
+        // [v6]:port or [v6]
+        let end = rest.find(']')?;
+        let tail = &rest[end + 1..];
+        if !(tail.is_empty() || (tail.starts_with(':') && is_port(&tail[1..]))) {
+            return None;
+        }
+        parse_v6(&rest[..end]).map(IpAddr::V6)?
+    } else if let Ok(v4) = text.parse::<Ipv4Addr>() {
+        IpAddr::V4(v4)
+    } else if let Some((host, port)) = text.rsplit_once(':') {
+        if let (Ok(v4), true) = (host.parse::<Ipv4Addr>(), is_port(port)) {
+            IpAddr::V4(v4)
+        } else {
+            parse_v6(text).map(IpAddr::V6)?
+        }
+    } else {
+        return None;
+    };
+    Some(canonical_ip(addr))
+}
+
+fn parse_v6(text: &str) -> Option<Ipv6Addr> {
+    let text = match text.find('%') {
+        Some(zone) => &text[..zone],
+        None => text,
+    };
+    text.parse::<Ipv6Addr>().ok()
+}
+
+fn is_port(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// IPv4-mapped IPv6 (`::ffff:a.b.c.d`, `::ffff:5574:c80b`) becomes the IPv4 address.
+pub fn canonical_ip(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// Addresses that are never IOCs of a remote party: loopback and unspecified.
+pub fn is_noise_ip(addr: &IpAddr) -> bool {
+    addr.is_loopback() || addr.is_unspecified()
+}
+
+/// Private, reserved, link-local, multicast, documentation-free addresses: never shared as new IOCs.
+pub fn is_private_or_reserved(addr: &IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_unspecified()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64/10 CGNAT
+                || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18/15 benchmarking
+                || o[0] >= 240
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // unique local
+                || (s[0] & 0xffc0) == 0xfe80 // link local
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        }
+    }
+}
+
+/// Parses a CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a bare address (a /32 or /128).
+/// Returns the network address (host bits cleared) and the prefix length.
+pub fn parse_cidr(raw: &str) -> Option<(IpAddr, u8)> {
+    let text = raw.trim();
+    match text.split_once('/') {
+        None => parse_ip(text).map(|ip| {
+            let len = if ip.is_ipv4() { 32 } else { 128 };
+            (ip, len)
+        }),
+        Some((addr, len)) => {
+            let len: u8 = len.trim().parse().ok()?;
+            let ip: IpAddr = addr.trim().parse().ok()?;
+            match ip {
+                IpAddr::V4(v4) if len <= 32 => Some((IpAddr::V4(mask_v4(v4, len)), len)),
+                IpAddr::V6(v6) if len <= 128 => {
+                    if let (Some(v4), true) = (v6.to_ipv4_mapped(), len >= 96) {
+                        Some((IpAddr::V4(mask_v4(v4, len - 96)), len - 96))
+                    } else {
+                        Some((IpAddr::V6(mask_v6(v6, len)), len))
+                    }
+                }
+                _ => None,
+            }
+        }
+    }
+}
+
+pub fn mask_v4(addr: Ipv4Addr, len: u8) -> Ipv4Addr {
+    Ipv4Addr::from(mask_u32(u32::from(addr), len))
+}
+
+pub fn mask_u32(bits: u32, len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        bits & (u32::MAX << (32 - u32::from(len.min(32))))
+    }
+}
+
+pub fn mask_v6(addr: Ipv6Addr, len: u8) -> Ipv6Addr {
+    Ipv6Addr::from(mask_u128(u128::from(addr), len))
+}
+
+pub fn mask_u128(bits: u128, len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        bits & (u128::MAX << (128 - u32::from(len.min(128))))
+    }
+}
+
+/// Lower-cases and validates a DNS name: trailing dot dropped, labels of `[a-z0-9_-]`, at
+/// least two labels, an alphabetic (or punycode) top-level label. Returns `None` for anything
+/// that cannot be a domain (including IP addresses).
+pub fn normalize_domain(raw: &str) -> Option<String> {
+    let text = raw.trim().trim_end_matches('.');
+    if !is_domain_shape(text) {
+        return None;
+    }
+    Some(text.to_ascii_lowercase())
+}
+
+/// True when `text` (already trimmed, without a trailing dot) is shaped like a domain name.
+pub fn is_domain_shape(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if bytes.len() < 3 || bytes.len() > 253 {
+        return false;
+    }
+    let mut labels = 0;
+    let mut last_label: &[u8] = &[];
+    for label in bytes.split(|&b| b == b'.') {
+        if label.is_empty() || label.len() > 63 {
+            return false;
+        }
+        if label[0] == b'-' || label[label.len() - 1] == b'-' {
+            return false;
+        }
+        if !label
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return false;
+        }
+        labels += 1;
+        last_label = label;
+    }
+    if labels < 2 {
+        return false;
+    }
+    let tld_ok = (last_label.len() >= 2 && last_label.iter().all(|b| b.is_ascii_alphabetic()))
+        || (last_label.len() > 4 && last_label[..4].eq_ignore_ascii_case(b"xn--"));
+    tld_ok
+}
+
+/// Parent domains of a normalised host, nearest first: `a.b.evil.com` gives `b.evil.com`,
+/// `evil.com`, `com`.
+pub fn parent_domains(host: &str) -> impl Iterator<Item = &str> {
+    host.char_indices()
+        .filter(|&(_, c)| c == '.')
+        .map(move |(idx, _)| &host[idx + 1..])
+}
+
+/// A URL in canonical form: scheme and host lower-case, the scheme's default port dropped,
+/// an empty path written as `/`, the fragment dropped. Path and query keep their case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalizedUrl {
+    pub url: String,
+    /// Byte range of the host in `url`.
+    pub host: std::ops::Range<usize>,
+    /// Byte offset where the path starts in `url`.
+    pub path_start: usize,
+}
+
+impl NormalizedUrl {
+    pub fn host(&self) -> &str {
+        &self.url[self.host.clone()]
+    }
+    pub fn path_and_query(&self) -> &str {
+        &self.url[self.path_start..]
+    }
+}
+
+pub fn normalize_url(raw: &str) -> Option<NormalizedUrl> {
+    let text = raw.trim();
+    let (scheme, rest) = text.split_once("://")?;
+    if scheme.is_empty()
+        || scheme.len() > 10
+        || !scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
+    {
+        return None;
+    }
+    let scheme = scheme.to_ascii_lowercase();
+    let scheme = match scheme.as_str() {
+        "hxxp" => "http".to_string(),
+        "hxxps" => "https".to_string(),
+        _ => scheme,
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let mut tail = &rest[authority_end..];
+    if let Some(hash) = tail.find('#') {
+        tail = &tail[..hash];
+    }
+    // Drop user-info.
+    let host_port = match authority.rfind('@') {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
+    let (host, port) = split_host_port(host_port)?;
+    if host.is_empty() {
+        return None;
+    }
+    let host_lower = host.to_ascii_lowercase();
+    let host_lower = host_lower.trim_end_matches('.');
+    let default_port = match scheme.as_str() {
+        "http" | "ws" => Some("80"),
+        "https" | "wss" => Some("443"),
+        "ftp" => Some("21"),
+        _ => None,
+    };
+    let mut url = String::with_capacity(text.len() + 1);
+    url.push_str(&scheme);
+    url.push_str("://");
+    let host_start = url.len();
+    url.push_str(host_lower);
+    let host_end = url.len();
+    if let Some(port) = port {
+        let port = port.trim_start_matches('0');
+        if Some(port) != default_port && !port.is_empty() {
+            url.push(':');
+            url.push_str(port);
+        }
+    }
+    let path_start = url.len();
+    if tail.is_empty() || tail.starts_with('?') {
+        url.push('/');
+    }
+    url.push_str(tail);
+    Some(NormalizedUrl {
+        url,
+        host: host_start..host_end,
+        path_start,
+    })
+}
+
+/// Splits `host:port` and `[v6]:port`; a bare IPv6 address is returned whole.
+fn split_host_port(text: &str) -> Option<(&str, Option<&str>)> {
+    if let Some(rest) = text.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let port = rest[end + 1..].strip_prefix(':');
+        return Some((&rest[..end], port));
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => {
+            if is_port(port) || port.is_empty() {
+                Some((host, if port.is_empty() { None } else { Some(port) }))
+            } else {
+                None
+            }
+        }
+        _ => Some((text, None)),
+    }
+}
+
+/// Host of a URL or of a `host/path` value, the way MISP's hostname warninglists take it.
+pub fn host_of(value: &str) -> &str {
+    let rest = match value.find("//") {
+        Some(idx) => &value[idx + 2..],
+        None => value,
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host = &rest[..end];
+    let host = match host.rfind('@') {
+        Some(at) => &host[at + 1..],
+        None => host,
+    };
+    match split_host_port(host) {
+        Some((host, _)) => host,
+        None => host,
+    }
+}
+
+/// Lower-case hex of a hash value, colons removed (`x509` fingerprints, Suricata TLS
+/// fingerprints). `None` unless every character is hex and the length is one of a hash's.
+pub fn normalize_hash(raw: &str) -> Option<String> {
+    let text = raw.trim();
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'0'..=b'9' | b'a'..=b'f' => out.push(byte as char),
+            b'A'..=b'F' => out.push((byte + 32) as char),
+            b':' => {}
+            _ => return None,
+        }
+    }
+    if is_hash_len(out.len()) && !out.bytes().all(|b| b == b'0') {
+        Some(out)
+    } else {
+        None
+    }
+}
+
+/// md5/imphash 32, sha1 40, sha224 56, sha256 64, sha384 96, sha512 128.
+pub fn is_hash_len(len: usize) -> bool {
+    matches!(len, 32 | 40 | 56 | 64 | 96 | 128)
+}
+
+/// The hash algorithm implied by a hex length, for IOC sharing.
+pub fn hash_type_for_len(len: usize) -> &'static str {
+    match len {
+        32 => "md5",
+        40 => "sha1",
+        56 => "sha224",
+        64 => "sha256",
+        96 => "sha384",
+        _ => "sha512",
+    }
+}
+
+/// `local@domain`, lower-cased, with a valid domain.
+pub fn normalize_email(raw: &str) -> Option<String> {
+    let text = raw.trim().trim_start_matches("mailto:");
+    let (local, domain) = text.rsplit_once('@')?;
+    if local.is_empty()
+        || local.len() > 64
+        || !local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._%+-'".contains(&b))
+    {
+        return None;
+    }
+    let domain = normalize_domain(domain)?;
+    let mut out = local.to_ascii_lowercase();
+    out.push('@');
+    out.push_str(&domain);
+    Some(out)
+}
+
+/// Collapses the doubled backslashes Wazuh's Windows agent writes (`C:\\Windows\\x.exe`).
+pub fn collapse_backslashes(raw: &str) -> std::borrow::Cow<'_, str> {
+    if raw.contains("\\\\") {
+        let mut out = String::with_capacity(raw.len());
+        let mut prev_backslash = false;
+        for ch in raw.chars() {
+            if ch == '\\' {
+                if !prev_backslash {
+                    out.push(ch);
+                }
+                prev_backslash = true;
+            } else {
+                prev_backslash = false;
+                out.push(ch);
+            }
+        }
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(raw)
+    }
+}
+
+/// The lower-cased basename of a Windows or POSIX path, `None` for an empty one.
+pub fn normalize_filename(raw: &str) -> Option<String> {
+    let path = collapse_backslashes(raw.trim().trim_matches('"'));
+    let base = path.rsplit(['\\', '/']).next().unwrap_or("").trim();
+    if base.is_empty() || base == "-" || base.len() > 255 {
+        return None;
+    }
+    Some(base.to_lowercase())
+}
+
+/// Exact-string observables (user-agents, mutexes, registry keys): lower-cased, backslashes
+/// collapsed, registry hive names shortened (`HKEY_LOCAL_MACHINE` → `hklm`).
+pub fn normalize_text(raw: &str) -> Option<String> {
+    let text = raw.trim();
+    if text.len() < 3 || text == "-" {
+        return None;
+    }
+    let collapsed = collapse_backslashes(text);
+    let lower = collapsed.to_lowercase();
+    const HIVES: [(&str, &str); 5] = [
+        ("hkey_local_machine", "hklm"),
+        ("hkey_current_user", "hkcu"),
+        ("hkey_classes_root", "hkcr"),
+        ("hkey_users", "hku"),
+        ("hkey_current_config", "hkcc"),
+    ];
+    for (long, short) in HIVES {
+        if let Some(rest) = lower.strip_prefix(long) {
+            return Some(format!("{short}{rest}"));
+        }
+    }
+    Some(lower)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_forms() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("1.2.3.4", Some("1.2.3.4")),
+            (" 1.2.3.4 ", Some("1.2.3.4")),
+            ("51.144.33.14:58849", Some("51.144.33.14")),
+            (
+                "[2a01:111:f402:ac00::f134]:51514",
+                Some("2a01:111:f402:ac00::f134"),
+            ),
+            ("0:0:0:0:0:0:0:1", Some("::1")),
+            (
+                "2001:0db8:0000:0000:0000:0000:0000:0001",
+                Some("2001:db8::1"),
+            ),
+            ("::ffff:52.119.198.91", Some("52.119.198.91")),
+            ("::ffff:5574:c80b", Some("85.116.200.11")),
+            ("fe80::1%eth0", Some("fe80::1")),
+            ("1.2.3.4.5", None),
+            ("11.2.3.45", Some("11.2.3.45")),
+            ("256.1.1.1", None),
+            ("-", None),
+            ("", None),
+            ("evil.com", None),
+            ("12:29:18", None),
+            ("aa:bb:cc:dd:ee:ff", None),
+            ("1.2.3.4:99999999", None),
+        ];
+        for (input, want) in cases {
+            let got = parse_ip(input).map(|ip| ip.to_string());
+            assert_eq!(got.as_deref(), *want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn cidr_forms() {
+        let cases: &[(&str, Option<(&str, u8)>)] = &[
+            ("10.0.0.0/8", Some(("10.0.0.0", 8))),
+            ("10.1.2.3/8", Some(("10.0.0.0", 8))),
+            ("8.8.8.8", Some(("8.8.8.8", 32))),
+            ("2001:db8::/32", Some(("2001:db8::", 32))),
+            ("::ffff:10.0.0.0/104", Some(("10.0.0.0", 8))),
+            ("10.0.0.0/33", None),
+            ("x/8", None),
+        ];
+        for (input, want) in cases {
+            let got = parse_cidr(input).map(|(ip, len)| (ip.to_string(), len));
+            let want = want.map(|(ip, len)| (ip.to_string(), len));
+            assert_eq!(got, want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn domains() {
+        assert_eq!(normalize_domain("Evil.COM.").as_deref(), Some("evil.com"));
+        assert_eq!(
+            normalize_domain("xn--80ak6aa92e.xn--p1ai").as_deref(),
+            Some("xn--80ak6aa92e.xn--p1ai")
+        );
+        for bad in [
+            "1.2.3.4",
+            "localhost",
+            "-evil.com",
+            "evil..com",
+            "a b.com",
+            "",
+            ".",
+        ] {
+            assert_eq!(normalize_domain(bad), None, "{bad:?}");
+        }
+        let parents: Vec<_> = parent_domains("a.b.evil.com").collect();
+        assert_eq!(parents, ["b.evil.com", "evil.com", "com"]);
+    }
+
+    #[test]
+    fn urls() {
+        let cases: &[(&str, Option<(&str, &str)>)] = &[
+            (
+                "HTTP://Evil.COM:80/Path?Q=1#frag",
+                Some(("http://evil.com/Path?Q=1", "evil.com")),
+            ),
+            (
+                "https://evil.com:443",
+                Some(("https://evil.com/", "evil.com")),
+            ),
+            (
+                "https://evil.com:8443/x",
+                Some(("https://evil.com:8443/x", "evil.com")),
+            ),
+            (
+                "http://user:pw@evil.com/x",
+                Some(("http://evil.com/x", "evil.com")),
+            ),
+            (
+                "http://[2001:db8::1]:8080/a",
+                Some(("http://2001:db8::1:8080/a", "2001:db8::1")),
+            ),
+            ("hxxp://evil.com/a", Some(("http://evil.com/a", "evil.com"))),
+            ("evil.com/a", None),
+            ("http:///a", None),
+        ];
+        for (input, want) in cases {
+            let got = normalize_url(input);
+            let got = got.as_ref().map(|url| (url.url.as_str(), url.host()));
+            assert_eq!(got, *want, "input {input:?}");
+        }
+        assert_eq!(host_of("http://evil.com:8080/x"), "evil.com");
+        assert_eq!(host_of("evil.com/x"), "evil.com");
+    }
+
+    #[test]
+    fn hashes_emails_files_text() {
+        assert_eq!(
+            normalize_hash("0639B0A6F69B3265C1E42227D650B7D1").as_deref(),
+            Some("0639b0a6f69b3265c1e42227d650b7d1")
+        );
+        assert_eq!(normalize_hash("00000000000000000000000000000000"), None);
+        assert_eq!(normalize_hash("xyz"), None);
+        assert_eq!(normalize_hash("abcd"), None);
+        assert_eq!(
+            normalize_email("Bad.Guy@Evil.COM").as_deref(),
+            Some("bad.guy@evil.com")
+        );
+        assert_eq!(normalize_email("nobody@localhost"), None);
+        assert_eq!(
+            normalize_filename("C:\\\\Windows\\\\System32\\\\CMD.exe").as_deref(),
+            Some("cmd.exe")
+        );
+        assert_eq!(
+            normalize_filename("/tmp/evil.sh").as_deref(),
+            Some("evil.sh")
+        );
+        assert_eq!(normalize_filename("C:\\dir\\"), None);
+        assert_eq!(
+            normalize_text("HKEY_LOCAL_MACHINE\\\\SOFTWARE\\\\Run").as_deref(),
+            Some("hklm\\software\\run")
+        );
+    }
+
+    #[test]
+    fn private_ranges() {
+        for private in [
+            "10.1.1.1",
+            "192.168.0.1",
+            "172.16.5.4",
+            "127.0.0.1",
+            "169.254.1.1",
+            "fd00::1",
+            "fe80::1",
+            "::1",
+            "100.64.0.1",
+        ] {
+            assert!(
+                is_private_or_reserved(&private.parse().unwrap()),
+                "{private}"
+            );
+        }
+        for public in ["8.8.8.8", "185.220.101.4", "2a01:111::1"] {
+            assert!(
+                !is_private_or_reserved(&public.parse().unwrap()),
+                "{public}"
+            );
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! Free-text scanning: whole tokens only, after re-fanging.
+//!
+//! `evil.com` is never found inside `notevil.com` or `evil.community`, `1.2.3.4` never inside
+//! `11.2.3.45`: a token is a maximal run of `[A-Za-z0-9._:@-]` and is classified whole.
+//! URLs are found at `scheme://` and run to the next delimiter.
+
+use std::net::IpAddr;
+
+use super::normalize::{self, parse_ip};
+use crate::model::observable::IocKind;
+
+/// Bytes that may be part of a token.
+const fn token_table() -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric()
+            || b == b'.'
+            || b == b':'
+            || b == b'@'
+            || b == b'-'
+            || b == b'_';
+        byte += 1;
+    }
+    table
+}
+static TOKEN_BYTE: [bool; 256] = token_table();
+
+/// Bytes that end a URL.
+const fn url_end_table() -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b <= b' '
+            || b == b'"'
+            || b == b'\''
+            || b == b'<'
+            || b == b'>'
+            || b == b'`'
+            || b == b'|'
+            || b == b'\\'
+            || b == b'{'
+            || b == b'}'
+            || b == 0x7f;
+        byte += 1;
+    }
+    table
+}
+static URL_END: [bool; 256] = url_end_table();
+
+/// Reusable scanner state: the re-fang buffer.
+#[derive(Default)]
+pub struct TextScanner {
+    refanged: String,
+}
+
+/// True when the text holds a defanged marker worth rewriting.
+fn looks_defanged(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    memchr_any(bytes, b'[') || memchr_any(bytes, b'(') || contains_ci(bytes, b"hxxp")
+}
+
+fn memchr_any(bytes: &[u8], needle: u8) -> bool {
+    bytes.contains(&needle)
+}
+
+fn contains_ci(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window.eq_ignore_ascii_case(needle))
+}
+
+/// Rewrites `hxxp`, `[.]`, `(.)`, `[dot]`, `[:]`, `[@]`, `(@)`, `[at]`, `[://]` to their plain forms.
+pub fn refang_into(text: &str, out: &mut String) {
+    out.clear();
+    let bytes = text.as_bytes();
+    let mut idx = 0;
+    const REPLACEMENTS: [(&[u8], &str); 11] = [
+        (b"[.]", "."),
+        (b"(.)", "."),
+        (b"{.}", "."),
+        (b"[dot]", "."),
+        (b"[:]", ":"),
+        (b"[://]", "://"),
+        (b"[@]", "@"),
+        (b"(@)", "@"),
+        (b"[at]", "@"),
+        (b"hxxp", "http"),
+        (b"HXXP", "HTTP"),
+    ];
+    let mut run_start = 0;
+    'outer: while idx < bytes.len() {
+        let b = bytes[idx];
+        if b == b'[' || b == b'(' || b == b'{' || b == b'h' || b == b'H' {
+            for (pattern, replacement) in REPLACEMENTS {
+                if bytes[idx..].starts_with(pattern) {
+                    out.push_str(&text[run_start..idx]);
+                    out.push_str(replacement);
+                    idx += pattern.len();
+                    run_start = idx;
+                    continue 'outer;
+                }
+            }
+        }
+        idx += 1;
+    }
+    out.push_str(&text[run_start..]);
+}
+
+impl TextScanner {
+    /// Scans `text` and calls `emit(kind, normalised value, parsed ip)` for every observable.
+    pub fn scan(&mut self, text: &str, emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>)) {
+        if looks_defanged(text) {
+            let mut buffer = std::mem::take(&mut self.refanged);
+            refang_into(text, &mut buffer);
+            scan_plain(&buffer, emit);
+            self.refanged = buffer;
+        } else {
+            scan_plain(text, emit);
+        }
+    }
+}
+
+fn scan_plain(text: &str, emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>)) {
+    let bytes = text.as_bytes();
+    // URLs first: every "://" with a scheme before it.
+    let mut search_from = 0;
+    while let Some(rel) = find_sub(&bytes[search_from..], b"://") {
+        let sep = search_from + rel;
+        let mut start = sep;
+        while start > 0
+            && (bytes[start - 1].is_ascii_alphanumeric()
+                || bytes[start - 1] == b'+'
+                || bytes[start - 1] == b'-')
+        {
+            start -= 1;
+        }
+        let mut end = sep + 3;
+        while end < bytes.len() && !URL_END[bytes[end] as usize] {
+            end += 1;
+        }
+        // Trailing punctuation is sentence, not URL.
+        while end > sep + 3
+            && matches!(
+                bytes[end - 1],
+                b'.' | b',' | b';' | b':' | b')' | b']' | b'!' | b'?'
+            )
+        {
+            end -= 1;
+        }
+        if start < sep && end > sep + 3 {
+            let scheme = &text[start..sep];
+            if scheme.len() <= 10 {
+                if let Some(url) = normalize::normalize_url(&text[start..end]) {
+                    emit(IocKind::Url, &url.url, None);
+                }
+            }
+        }
+        search_from = end.max(sep + 3);
+    }
+
+    // Then every token.
+    let mut idx = 0;
+    while idx < bytes.len() {
+        if !TOKEN_BYTE[bytes[idx] as usize] {
+            idx += 1;
+            continue;
+        }
+        let start = idx;
+        while idx < bytes.len() && TOKEN_BYTE[bytes[idx] as usize] {
+            idx += 1;
+        }
+        classify_token(&text[start..idx], emit);
+    }
+}
+
+fn find_sub(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+/// Classifies one whole token. Leading and trailing `.`, `:`, `-`, `_` are sentence punctuation.
+pub fn classify_token(raw: &str, emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>)) {
+    let token = raw.trim_matches(|c| matches!(c, '.' | ':' | '-' | '_'));
+    let bytes = token.as_bytes();
+    if bytes.len() < 4 {
+        // Shortest observables: "a.io", "::1" (noise anyway).
+        return;
+    }
+    if let Some(at) = token.rfind('@') {
+        if let Some(email) = normalize::normalize_email(token) {
+            emit(IocKind::Email, &email, None);
+            if let Some(domain) = normalize::normalize_domain(&token[at + 1..]) {
+                emit(IocKind::Domain, &domain, None);
+            }
+        }
+        return;
+    }
+    let mut n_dots = 0;
+    let mut n_colons = 0;
+    let mut all_hex = true;
+    for &b in bytes {
+        match b {
+            b'.' => n_dots += 1,
+            b':' => n_colons += 1,
+            _ => {}
+        }
+        all_hex &= b.is_ascii_hexdigit();
+    }
+    if all_hex {
+        if normalize::is_hash_len(bytes.len()) {
+            if let Some(hash) = normalize::normalize_hash(token) {
+                emit(IocKind::Hash, &hash, None);
+            }
+        }
+        return;
+    }
+    if n_colons >= 2 || (n_dots == 3 && bytes[0].is_ascii_digit()) {
+        if let Some(ip) = parse_ip(token) {
+            if !normalize::is_noise_ip(&ip) {
+                let text = ip.to_string();
+                emit(IocKind::Ip, &text, Some(ip));
+            }
+            return;
+        }
+    }
+    if n_dots >= 1 {
+        // host or host:port
+        let host = match token.rsplit_once(':') {
+            Some((host, port)) if n_colons == 1 && port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ if n_colons > 0 => return,
+            _ => token,
+        };
+        if host.as_bytes()[0].is_ascii_digit()
+            && host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        {
+            // A dotted number that is not an IP (version strings, 1.2.3.4.5).
+            if let Some(ip) = parse_ip(host) {
+                if !normalize::is_noise_ip(&ip) {
+                    let text = ip.to_string();
+                    emit(IocKind::Ip, &text, Some(ip));
+                }
+            }
+            return;
+        }
+        if normalize::is_domain_shape(host) {
+            let lower = host.to_ascii_lowercase();
+            emit(IocKind::Domain, &lower, None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(text: &str) -> Vec<(IocKind, String)> {
+        let mut out = Vec::new();
+        TextScanner::default().scan(text, &mut |kind, value, _| {
+            out.push((kind, value.to_string()))
+        });
+        out
+    }
+
+    fn has(found: &[(IocKind, String)], kind: IocKind, value: &str) -> bool {
+        found.iter().any(|(k, v)| *k == kind && v == value)
+    }
+
+    #[test]
+    fn whole_tokens_only() {
+        let cases: &[(&str, &[(IocKind, &str)], &[(IocKind, &str)])] = &[
+            (
+                "connect to evil.com now",
+                &[(IocKind::Domain, "evil.com")],
+                &[],
+            ),
+            (
+                "connect to notevil.com now",
+                &[(IocKind::Domain, "notevil.com")],
+                &[(IocKind::Domain, "evil.com")],
+            ),
+            (
+                "see evil.community",
+                &[(IocKind::Domain, "evil.community")],
+                &[(IocKind::Domain, "evil.com")],
+            ),
+            (
+                "from 11.2.3.45 port 22",
+                &[(IocKind::Ip, "11.2.3.45")],
+                &[(IocKind::Ip, "1.2.3.4")],
+            ),
+            (
+                "Invalid user paco from 172.17.1.1 port 56404",
+                &[(IocKind::Ip, "172.17.1.1")],
+                &[],
+            ),
+            (
+                "version 1.2.3.4.5 installed",
+                &[],
+                &[(IocKind::Ip, "1.2.3.4")],
+            ),
+            ("host EVIL.COM. said", &[(IocKind::Domain, "evil.com")], &[]),
+            ("to evil.com:443 via", &[(IocKind::Domain, "evil.com")], &[]),
+            (
+                "from 2001:db8::1 port 22",
+                &[(IocKind::Ip, "2001:db8::1")],
+                &[],
+            ),
+            (
+                "mail bad@evil.com",
+                &[
+                    (IocKind::Email, "bad@evil.com"),
+                    (IocKind::Domain, "evil.com"),
+                ],
+                &[],
+            ),
+            (
+                "hash 0639B0A6F69B3265C1E42227D650B7D1 seen",
+                &[(IocKind::Hash, "0639b0a6f69b3265c1e42227d650b7d1")],
+                &[],
+            ),
+            (
+                "evil[.]com and 1[.]2[.]3[.]4",
+                &[(IocKind::Domain, "evil.com"), (IocKind::Ip, "1.2.3.4")],
+                &[],
+            ),
+            (
+                "hxxps://evil[.]com/payload.exe",
+                &[
+                    (IocKind::Url, "https://evil.com/payload.exe"),
+                    (IocKind::Domain, "evil.com"),
+                ],
+                &[],
+            ),
+            (
+                "GET http://x.org/a?b=c HTTP/1.1",
+                &[(IocKind::Url, "http://x.org/a?b=c")],
+                &[],
+            ),
+            (
+                "(see http://x.org/a).",
+                &[(IocKind::Url, "http://x.org/a")],
+                &[],
+            ),
+            ("user[@]evil.com", &[(IocKind::Email, "user@evil.com")], &[]),
+            (
+                "loopback 127.0.0.1 and ::1",
+                &[],
+                &[(IocKind::Ip, "127.0.0.1"), (IocKind::Ip, "::1")],
+            ),
+            (
+                "evil.com.other.net",
+                &[(IocKind::Domain, "evil.com.other.net")],
+                &[(IocKind::Domain, "evil.com")],
+            ),
+            ("time 12:29:18 mac aa:bb:cc:dd:ee:ff", &[], &[]),
+        ];
+        for (text, want, not_want) in cases {
+            let found = scan(text);
+            for (kind, value) in *want {
+                assert!(
+                    has(&found, *kind, value),
+                    "{text:?} should give {kind:?} {value}, got {found:?}"
+                );
+            }
+            for (kind, value) in *not_want {
+                assert!(
+                    !has(&found, *kind, value),
+                    "{text:?} must not give {kind:?} {value}, got {found:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn refang() {
+        let mut out = String::new();
+        refang_into("hxxp://a[.]b(.)c[:]8080 x[@]y.z [dot] ok", &mut out);
+        assert_eq!(out, "http://a.b.c:8080 x@y.z . ok");
+    }
+}
