@@ -24,6 +24,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod corpus;
 pub mod intel;
 pub mod kafka;
 pub mod misp;

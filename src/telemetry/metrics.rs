@@ -174,6 +174,7 @@ pub fn describe(input_topic: &str) {
     metrics::gauge!(INTEL_SYNC_AGE).set(0.0);
     metrics::gauge!(INTEL_LAST_SUCCESS).set(0.0);
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    record_snapshot(&crate::intel::SnapshotStats::default(), 0);
 }
 
 /// Publishes the snapshot's counts.

@@ -1,0 +1,166 @@
+//! Sync and live look-ups against a MISP-compatible server of the tests' own, speaking MISP's
+//! restSearch format, for the faults mmisp-api cannot produce: 5xx, truncated and too-small
+//! answers, paging edges, deletions between syncs.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use wazuh_misp::config::{Config, Secret};
+use wazuh_misp::intel::sync::{load_persisted, misp_client, sync_once};
+use wazuh_misp::intel::IntelStore;
+use wazuh_misp::misp::lookup::{LiveLookup, LiveLookupOptions};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Normal,
+    ServerError,
+    Truncated,
+}
+
+struct Fake {
+    attributes: Mutex<Vec<Value>>,
+    mode: Mutex<Mode>,
+    requests: AtomicUsize,
+}
+
+fn attribute(n: usize, value: &str, misp_type: &str) -> Value {
+    json!({"id": n.to_string(), "event_id": "7", "category": "Network activity", "type": misp_type, "value": value, "to_ids": true,
+           "uuid": format!("30000000-0000-4000-8000-{n:012}"), "timestamp": "1764000000", "deleted": false, "first_seen": null, "last_seen": null,
+           "Event": {"org_id": "1", "distribution": "1", "id": "7", "info": "fake misp event", "orgc_id": "1", "uuid": "40000000-0000-4000-8000-000000000007", "threat_level_id": "2"},
+           "Tag": [{"id": "3", "name": "tlp:green", "colour": "#33FF00"}]})
+}
+
+async fn rest_search(State(fake): State<Arc<Fake>>, Json(body): Json<Value>) -> Response {
+    fake.requests.fetch_add(1, Ordering::SeqCst);
+    let mode = *fake.mode.lock().unwrap();
+    match mode {
+        Mode::ServerError => return (StatusCode::INTERNAL_SERVER_ERROR, "<html>Internal error</html>").into_response(),
+        Mode::Truncated => return (StatusCode::OK, "{\"response\":{\"Attribute\":[{\"id\":\"1\",").into_response(),
+        Mode::Normal => {}
+    }
+    let all = fake.attributes.lock().unwrap().clone();
+    let filtered: Vec<Value> = match body.get("value").and_then(|v| v.as_str()) {
+        Some(value) => all.into_iter().filter(|a| a["value"] == value).collect(),
+        None => all,
+    };
+    let limit = body.get("limit").and_then(|v| v.as_u64()).unwrap_or(u64::MAX) as usize;
+    let page = body.get("page").and_then(|v| v.as_u64()).unwrap_or(1).max(1) as usize;
+    let slice: Vec<Value> = filtered.into_iter().skip((page - 1) * limit).take(limit).collect();
+    ([("X-Result-Count", (slice.len() + 1).to_string())], Json(json!({"response": {"Attribute": slice}}))).into_response()
+}
+
+async fn start(attributes: Vec<Value>) -> (Arc<Fake>, String) {
+    let fake = Arc::new(Fake { attributes: Mutex::new(attributes), mode: Mutex::new(Mode::Normal), requests: AtomicUsize::new(0) });
+    let app = Router::new().route("/attributes/restSearch", post(rest_search)).with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (fake, format!("http://{addr}"))
+}
+
+fn config(url: &str) -> Config {
+    let mut config = Config::default();
+    config.misp.url = Some(url.to_string());
+    config.misp.api_key = Some(Secret::new("FAKE-KEY-0123456789"));
+    config.misp.page_size = 2;
+    config.misp.timeout_secs = 5;
+    config
+}
+
+fn five() -> Vec<Value> {
+    vec![
+        attribute(1, "1.2.3.4", "ip-dst"),
+        attribute(2, "evil.com", "domain"),
+        attribute(3, "5d41402abc4b2a76b9719d911017c592", "md5"),
+        attribute(4, "10.20.0.0/16", "ip-src"),
+        attribute(5, "http://evil.com/x", "url"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_sync_pages_and_failures_keep_the_old_snapshot() {
+    let (fake, url) = start(five()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&url);
+    config.intel.snapshot_path = Some(dir.path().join("snapshot.json"));
+    config.intel.min_indicators = 3;
+    let client = misp_client(&config).unwrap();
+    let store = IntelStore::default();
+
+    sync_once(&config, &store, client.as_ref()).await.unwrap();
+    assert_eq!(store.load().len(), 5);
+    assert_eq!(fake.requests.load(Ordering::SeqCst), 3, "pages of 2: 2 + 2 + 1");
+    let snapshot = store.load_full();
+    let mut ids = Vec::new();
+    snapshot.match_ip("10.20.3.4".parse().unwrap(), &mut |id| ids.push(id));
+    assert_eq!(ids.len(), 1, "CIDR from MISP matches");
+    assert_eq!(snapshot.attribute(ids[0]).event.info.as_ref(), "fake misp event");
+
+    // A 500 keeps the old snapshot and names path and status.
+    *fake.mode.lock().unwrap() = Mode::ServerError;
+    let err = sync_once(&config, &store, client.as_ref()).await.unwrap_err().to_string();
+    assert!(err.contains("/attributes/restSearch") && err.contains("500"), "{err}");
+    assert!(!err.contains("FAKE-KEY"), "{err}");
+    assert_eq!(store.load().len(), 5);
+
+    // A truncated answer keeps it too.
+    *fake.mode.lock().unwrap() = Mode::Truncated;
+    let err = sync_once(&config, &store, client.as_ref()).await.unwrap_err().to_string();
+    assert!(err.contains("malformed"), "{err}");
+    assert_eq!(store.load().len(), 5);
+
+    // A suspiciously small answer is refused.
+    *fake.mode.lock().unwrap() = Mode::Normal;
+    *fake.attributes.lock().unwrap() = vec![attribute(1, "1.2.3.4", "ip-dst")];
+    let err = sync_once(&config, &store, client.as_ref()).await.unwrap_err().to_string();
+    assert!(err.contains("below the configured floor"), "{err}");
+    assert_eq!(store.load().len(), 5);
+
+    // Deletions are caught by the next full sync.
+    *fake.attributes.lock().unwrap() = five().into_iter().skip(1).collect();
+    sync_once(&config, &store, client.as_ref()).await.unwrap();
+    assert_eq!(store.load().len(), 4);
+    let mut hits = 0;
+    store.load().match_ip("1.2.3.4".parse().unwrap(), &mut |_| hits += 1);
+    assert_eq!(hits, 0, "deleted attribute no longer matches");
+
+    // The last good snapshot was persisted and loads without MISP.
+    let restarted = IntelStore::default();
+    assert!(load_persisted(&config, &restarted));
+    assert_eq!(restarted.load().len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_lookup_caches_and_breaks() {
+    let (fake, url) = start(five()).await;
+    let client = misp_client(&config(&url)).unwrap().unwrap();
+    let lookup = LiveLookup::new(client, LiveLookupOptions { breaker_threshold: 2, ..LiveLookupOptions::default() });
+
+    let found = lookup.lookup("evil.com").await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["misp"]["attribute"]["type"], "domain");
+    let requests = fake.requests.load(Ordering::SeqCst);
+    let again = lookup.lookup("evil.com").await.unwrap();
+    assert_eq!(again, found);
+    assert_eq!(fake.requests.load(Ordering::SeqCst), requests, "second look-up answered from the cache");
+
+    assert!(lookup.lookup("benign.org").await.unwrap().is_empty());
+    let requests = fake.requests.load(Ordering::SeqCst);
+    assert!(lookup.lookup("benign.org").await.unwrap().is_empty());
+    assert_eq!(fake.requests.load(Ordering::SeqCst), requests, "negative answer cached");
+
+    *fake.mode.lock().unwrap() = Mode::ServerError;
+    assert!(lookup.lookup("other1.org").await.is_err());
+    assert!(lookup.lookup("other2.org").await.is_err());
+    let requests = fake.requests.load(Ordering::SeqCst);
+    let err = lookup.lookup("other3.org").await.unwrap_err();
+    assert!(err.contains("circuit breaker"), "{err}");
+    assert_eq!(fake.requests.load(Ordering::SeqCst), requests, "breaker open: no request sent");
+}
