@@ -25,13 +25,17 @@ pub struct GenIntel {
 
 fn hex(rng: &mut StdRng, len: usize) -> String {
     const HEX: &[u8] = b"0123456789abcdef";
-    (0..len).map(|_| HEX[rng.random_range(0..16)] as char).collect()
+    (0..len)
+        .map(|_| HEX[rng.random_range(0..16)] as char)
+        .collect()
 }
 
 fn word(rng: &mut StdRng, min: usize, max: usize) -> String {
     const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
     let len = rng.random_range(min..=max);
-    (0..len).map(|_| LETTERS[rng.random_range(0..26)] as char).collect()
+    (0..len)
+        .map(|_| LETTERS[rng.random_range(0..26)] as char)
+        .collect()
 }
 
 const TLDS: [&str; 8] = ["com", "net", "org", "io", "ru", "xyz", "info", "biz"];
@@ -48,13 +52,25 @@ fn public_ipv4(rng: &mut StdRng) -> String {
         if matches!(first, 100 | 127 | 169 | 172 | 192 | 198 | 203) {
             continue;
         }
-        return format!("{first}.{}.{}.{}", rng.random_range(0..=255u8), rng.random_range(0..=255u8), rng.random_range(1..=254u8));
+        return format!(
+            "{first}.{}.{}.{}",
+            rng.random_range(0..=255u8),
+            rng.random_range(0..=255u8),
+            rng.random_range(1..=254u8)
+        );
     }
 }
 
 fn uuid(rng: &mut StdRng) -> String {
     let h = hex(rng, 32);
-    format!("{}-{}-4{}-8{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 impl GenIntel {
@@ -79,11 +95,29 @@ impl GenIntel {
                         ("ip-dst", public_ipv4(&mut rng))
                     }
                 }
-                85..=94 => ("url", format!("http://{}/{}/{}.php", domain(&mut rng), word(&mut rng, 3, 8), word(&mut rng, 3, 8))),
-                95..=97 => ("hostname", format!("{}.{}", word(&mut rng, 3, 6), domain(&mut rng))),
-                _ => ("email-src", format!("{}@{}", word(&mut rng, 3, 8), domain(&mut rng))),
+                85..=94 => (
+                    "url",
+                    format!(
+                        "http://{}/{}/{}.php",
+                        domain(&mut rng),
+                        word(&mut rng, 3, 8),
+                        word(&mut rng, 3, 8)
+                    ),
+                ),
+                95..=97 => (
+                    "hostname",
+                    format!("{}.{}", word(&mut rng, 3, 6), domain(&mut rng)),
+                ),
+                _ => (
+                    "email-src",
+                    format!("{}@{}", word(&mut rng, 3, 8), domain(&mut rng)),
+                ),
             };
-            attributes.push(GenAttribute { uuid: uuid(&mut rng), misp_type, value });
+            attributes.push(GenAttribute {
+                uuid: uuid(&mut rng),
+                misp_type,
+                value,
+            });
         }
         GenIntel { attributes }
     }
@@ -109,7 +143,14 @@ impl GenIntel {
             }
             builder.add_attribute(
                 event,
-                &AttributeInput { uuid: &attribute.uuid, misp_type: attribute.misp_type, category: "Network activity", value: &attribute.value, to_ids: true, ..AttributeInput::default() },
+                &AttributeInput {
+                    uuid: &attribute.uuid,
+                    misp_type: attribute.misp_type,
+                    category: "Network activity",
+                    value: &attribute.value,
+                    to_ids: true,
+                    ..AttributeInput::default()
+                },
                 &[],
             );
         }
@@ -140,12 +181,27 @@ pub struct GenAlert {
 }
 
 /// Alert families, as FORMATS.md describes their fields.
-pub const FAMILIES: [&str; 12] = ["sshd", "web", "syscheck", "virustotal", "sysmon1", "sysmon3", "sysmon11", "sysmon22", "suricata", "office365", "osquery", "firewall"];
+pub const FAMILIES: [&str; 12] = [
+    "sshd",
+    "web",
+    "syscheck",
+    "virustotal",
+    "sysmon1",
+    "sysmon3",
+    "sysmon11",
+    "sysmon22",
+    "suricata",
+    "office365",
+    "osquery",
+    "firewall",
+];
 
 /// Generates `count` alerts; with probability `hit_rate` an alert carries a value of `intel`.
 pub fn generate_alerts(count: usize, intel: &GenIntel, hit_rate: f64, seed: u64) -> Vec<GenAlert> {
     let mut rng = StdRng::seed_from_u64(seed);
-    (0..count).map(|n| generate_alert(&mut rng, intel, hit_rate, n)).collect()
+    (0..count)
+        .map(|n| generate_alert(&mut rng, intel, hit_rate, n))
+        .collect()
 }
 
 /// A random attribute of one of `types` (CIDRs excluded: an alert carries an address).
@@ -173,8 +229,18 @@ fn generate_alert(rng: &mut StdRng, intel: &GenIntel, hit_rate: f64, n: usize) -
         }
         fallback
     };
-    let carries_ip = matches!(family, "sshd" | "web" | "sysmon3" | "suricata" | "office365" | "osquery" | "firewall");
-    let ip = if carries_ip { { let fallback = public_ipv4(rng); take(rng, &["ip-dst"], fallback) } } else { public_ipv4(rng) };
+    let carries_ip = matches!(
+        family,
+        "sshd" | "web" | "sysmon3" | "suricata" | "office365" | "osquery" | "firewall"
+    );
+    let ip = if carries_ip {
+        {
+            let fallback = public_ipv4(rng);
+            take(rng, &["ip-dst"], fallback)
+        }
+    } else {
+        public_ipv4(rng)
+    };
     let host = domain(rng);
     let agent = json!({"id": format!("{:03}", rng.random_range(1..200)), "name": format!("host-{}", word(rng, 4, 6)), "ip": "10.0.2.15"});
     let timestamp = "2026-11-26T09:10:11.123+0000";
@@ -236,5 +302,9 @@ fn generate_alert(rng: &mut StdRng, intel: &GenIntel, hit_rate: f64, n: usize) -
     if let Some((key, value)) = extra {
         alert[key] = value;
     }
-    GenAlert { json: serde_json::to_string(&alert).unwrap_or_default(), family, planted }
+    GenAlert {
+        json: serde_json::to_string(&alert).unwrap_or_default(),
+        family,
+        planted,
+    }
 }

@@ -80,6 +80,9 @@ pub struct Shared {
     pub assigned: AtomicUsize,
     /// Set once the first assignment arrives (for `/readyz`).
     pub has_assignment: AtomicBool,
+    /// Set when the consumer is being closed: offsets were already committed by the
+    /// shutdown path, and committing again from the close-time revoke would block.
+    closing: AtomicBool,
     topic: String,
     drain_timeout: Duration,
     /// Stored offsets that have not reached the consumer yet, by partition.
@@ -198,6 +201,9 @@ impl ClientContext for ConsumerCtx {
 impl ConsumerContext for ConsumerCtx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
+            if self.shared.closing.load(Ordering::Acquire) {
+                return;
+            }
             let partitions: Vec<Partition> = tpl.elements().iter().map(|e| e.partition()).collect();
             tracing::info!(
                 ?partitions,
@@ -407,6 +413,7 @@ pub fn start_pipeline(
         stats: RunStats::default(),
         assigned: AtomicUsize::new(0),
         has_assignment: AtomicBool::new(false),
+        closing: AtomicBool::new(false),
         topic: config.topics.input.clone(),
         drain_timeout: Duration::from_millis(config.pipeline.drain_timeout_ms),
         dirty: Mutex::new(HashMap::new()),
@@ -505,7 +512,9 @@ pub fn start_pipeline(
             if let Err(err) = flushed {
                 tracing::warn!(error = %err, "Producer flush incomplete at shutdown.");
             }
+            loop_shared.closing.store(true, Ordering::Release);
             consumer.unsubscribe();
+            drop(consumer);
             tracing::info!(
                 consumed = loop_shared.stats.consumed.load(Ordering::Relaxed),
                 "Pipeline stopped."

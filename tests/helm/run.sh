@@ -22,7 +22,8 @@
 #   alert rules                  PrometheusRule -> rules file; promtool check rules;
 #                                promtool test rules with rules-test.yaml
 #   dashboard                    JSON parses + structure (check_dashboard.py)
-#   metric names                 extractor self-test; METRICS_FILE check when set
+#   metric names                 extractor self-test; fixtures/metrics-{complete,missing}.txt
+#                                must pass/fail; METRICS_FILE check when set
 #   binary cross-check           wazuh-misp check-config on each rendered config (when built)
 #   Dockerfile                   hadolint (when installed), .dockerignore entries
 #   helm package
@@ -159,6 +160,7 @@ rules_render() {
 }
 t "extract PrometheusRule -> rules file" rules_render
 t "promtool check rules [default]" promtool check rules "$RULES_DIR/wazuh-misp-rules.yaml"
+# shellcheck disable=SC2016  # $1 is expanded by the inner bash
 t "promtool test rules (rules-test.yaml)" bash -c 'cd "$1" && promtool test rules rules-test.yaml' _ "$RULES_DIR"
 full_rules() {
   "$PY" "$HERE/extract_rules.py" "$WORK/full.yaml" "$RULES_DIR/full-rules.yaml" &&
@@ -169,6 +171,14 @@ t "promtool check rules [full: custom selector labels + additionalRules]" full_r
 # ------------------------------------------------------------------ dashboard, metric names
 t "dashboard JSON parses and has the promised panels" "$PY" "$HERE/check_dashboard.py" "$CHART/dashboards/wazuh-misp.json"
 t "metric name extractor self-test" "$PY" "$HERE/metric_names.py" --self-test
+t "metric_names.py accepts a complete exposition (fixtures/metrics-complete.txt)" \
+  "$PY" "$HERE/metric_names.py" "$HERE/fixtures/metrics-complete.txt" --rules "$RULES_DIR/wazuh-misp-rules.yaml"
+t "metric_names.py rejects missing names (fixtures/metrics-missing.txt)" \
+  expect_fail "missing wazuh_misp_lookup_cache_misses_total.*" "$PY" "$HERE/metric_names.py" \
+  "$HERE/fixtures/metrics-missing.txt" --rules "$RULES_DIR/wazuh-misp-rules.yaml"
+t "metric_names.py reports histogram series by base name" \
+  expect_fail "missing wazuh_misp_end_to_end_latency_seconds_count \(histogram wazuh_misp_end_to_end_latency_seconds\)" \
+  "$PY" "$HERE/metric_names.py" "$HERE/fixtures/metrics-missing.txt" --rules "$RULES_DIR/wazuh-misp-rules.yaml"
 if [ -n "${METRICS_FILE:-}" ]; then
   t "metric names exported ($METRICS_FILE)" "$PY" "$HERE/metric_names.py" "$METRICS_FILE" \
     --rules "$RULES_DIR/wazuh-misp-rules.yaml"

@@ -40,16 +40,39 @@ fn setup(partitions: i32) -> Config {
     config.pipeline.commit_interval_ms = 200;
     config.pipeline.drain_timeout_ms = 10_000;
     config.server.enabled = false;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime
         .block_on(create_topics(
             &config.kafka.brokers,
             &[
-                TopicSpec { name: &config.topics.input, partitions, compact: false },
-                TopicSpec { name: &config.topics.enriched, partitions, compact: false },
-                TopicSpec { name: &config.topics.dlq, partitions: 1, compact: false },
-                TopicSpec { name: &config.topics.iocs, partitions: 1, compact: false },
-                TopicSpec { name: &config.topics.indicators, partitions: 1, compact: true },
+                TopicSpec {
+                    name: &config.topics.input,
+                    partitions,
+                    compact: false,
+                },
+                TopicSpec {
+                    name: &config.topics.enriched,
+                    partitions,
+                    compact: false,
+                },
+                TopicSpec {
+                    name: &config.topics.dlq,
+                    partitions: 1,
+                    compact: false,
+                },
+                TopicSpec {
+                    name: &config.topics.iocs,
+                    partitions: 1,
+                    compact: false,
+                },
+                TopicSpec {
+                    name: &config.topics.indicators,
+                    partitions: 1,
+                    compact: true,
+                },
             ],
         ))
         .expect("topics created");
@@ -57,10 +80,16 @@ fn setup(partitions: i32) -> Config {
 }
 
 fn produce(config: &Config, payloads: &[String]) {
-    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &config.kafka.brokers).set("linger.ms", "5").create().unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
     for (idx, payload) in payloads.iter().enumerate() {
         let key = format!("in-{idx}");
-        let mut record = BaseRecord::to(&config.topics.input).key(&key).payload(payload);
+        let mut record = BaseRecord::to(&config.topics.input)
+            .key(&key)
+            .payload(payload);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -76,13 +105,29 @@ fn produce(config: &Config, payloads: &[String]) {
 
 /// Sum of the group's committed offsets on the input topic.
 fn committed_total(config: &Config, partitions: i32) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &config.kafka.brokers).set("group.id", &config.kafka.group_id).create().unwrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("group.id", &config.kafka.group_id)
+        .create()
+        .unwrap();
     let mut tpl = TopicPartitionList::new();
     for partition in 0..partitions {
         tpl.add_partition(&config.topics.input, partition);
     }
-    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
-    let total = committed.elements().iter().map(|e| if let Offset::Offset(o) = e.offset() { o } else { 0 }).sum();
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    let total = committed
+        .elements()
+        .iter()
+        .map(|e| {
+            if let Offset::Offset(o) = e.offset() {
+                o
+            } else {
+                0
+            }
+        })
+        .sum();
     drop(committed);
     total
 }
@@ -99,32 +144,57 @@ fn wait_committed(config: &Config, partitions: i32, expected: i64, timeout: Dura
 }
 
 /// Every record of a topic: (key, payload, headers, partition).
-fn read_topic(config: &Config, topic: &str, read_committed: bool) -> Vec<(Option<String>, String, Vec<(String, String)>)> {
+fn read_topic(
+    config: &Config,
+    topic: &str,
+    read_committed: bool,
+) -> Vec<(Option<String>, String, Vec<(String, String)>)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &config.kafka.brokers)
         .set("group.id", unique("it-reader"))
         .set("enable.auto.commit", "false")
-        .set("isolation.level", if read_committed { "read_committed" } else { "read_uncommitted" })
+        .set(
+            "isolation.level",
+            if read_committed {
+                "read_committed"
+            } else {
+                "read_uncommitted"
+            },
+        )
         .create()
         .unwrap();
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
     let mut tpl = TopicPartitionList::new();
     let mut ends = HashMap::new();
     for partition in metadata.topics()[0].partitions() {
-        let (_, high) = consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(10)).unwrap();
+        let (_, high) = consumer
+            .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
+            .unwrap();
         ends.insert(partition.id(), high);
-        tpl.add_partition_offset(topic, partition.id(), Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, partition.id(), Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&tpl).unwrap();
     let mut out = Vec::new();
     let mut positions: HashMap<i32, i64> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while ends.iter().any(|(p, end)| positions.get(p).copied().unwrap_or(0) < *end) && Instant::now() < deadline {
+    while ends
+        .iter()
+        .any(|(p, end)| positions.get(p).copied().unwrap_or(0) < *end)
+        && Instant::now() < deadline
+    {
         if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
             positions.insert(message.partition(), message.offset() + 1);
             out.push((
-                message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                message.payload().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default(),
+                message
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned()),
+                message
+                    .payload()
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .unwrap_or_default(),
                 header_pairs(message.headers()),
             ));
         } else if read_committed {
@@ -140,7 +210,14 @@ fn read_topic(config: &Config, topic: &str, read_committed: bool) -> Vec<(Option
 
 fn start(config: &Config, store: &Arc<IntelStore>) -> (PipelineHandle, Arc<AtomicBool>) {
     let shutdown = Arc::new(AtomicBool::new(false));
-    let handle = start_pipeline(config, PipelineDeps { store: store.clone(), shutdown: shutdown.clone() }).unwrap();
+    let handle = start_pipeline(
+        config,
+        PipelineDeps {
+            store: store.clone(),
+            shutdown: shutdown.clone(),
+        },
+    )
+    .unwrap();
     (handle, shutdown)
 }
 
@@ -159,7 +236,13 @@ fn alert_id(payload: &str) -> String {
 fn mixed_alerts_end_to_end() {
     let config = setup(4);
     let (store, alerts) = corpus(400, 0.3);
-    let bad = ["{\"rule\":", "not json at all", "{\"message\":\"plain log line\"}", "[]", ""];
+    let bad = [
+        "{\"rule\":",
+        "not json at all",
+        "{\"message\":\"plain log line\"}",
+        "[]",
+        "",
+    ];
     let mut payloads: Vec<String> = alerts.iter().map(|a| a.json.clone()).collect();
     payloads.extend(bad.iter().map(|b| b.to_string()));
     produce(&config, &payloads);
@@ -167,20 +250,36 @@ fn mixed_alerts_end_to_end() {
     let committed = wait_committed(&config, 4, payloads.len() as i64, Duration::from_secs(60));
     shutdown.store(true, Ordering::Release);
     handle.join().unwrap();
-    assert_eq!(committed, payloads.len() as i64, "committed offsets reach the end");
+    assert_eq!(
+        committed,
+        payloads.len() as i64,
+        "committed offsets reach the end"
+    );
 
-    let expected: HashMap<String, &GenAlert> = alerts.iter().filter(|a| !a.planted.is_empty()).map(|a| (alert_id(&a.json), a)).collect();
+    let expected: HashMap<String, &GenAlert> = alerts
+        .iter()
+        .filter(|a| !a.planted.is_empty())
+        .map(|a| (alert_id(&a.json), a))
+        .collect();
     let enriched = read_topic(&config, &config.topics.enriched, false);
     let mut seen = HashMap::new();
     for (key, payload, _) in &enriched {
         let value: serde_json::Value = serde_json::from_str(payload).unwrap();
-        assert_eq!(key.as_deref(), value["agent"]["id"].as_str(), "record key is agent.id");
+        assert_eq!(
+            key.as_deref(),
+            value["agent"]["id"].as_str(),
+            "record key is agent.id"
+        );
         *seen.entry(alert_id(payload)).or_insert(0) += 1;
     }
     for id in expected.keys() {
         assert!(seen.contains_key(id), "enriched alert {id} missing");
     }
-    assert_eq!(seen.len(), expected.len(), "only alerts with a match are written");
+    assert_eq!(
+        seen.len(),
+        expected.len(),
+        "only alerts with a match are written"
+    );
 
     let dlq = read_topic(&config, &config.topics.dlq, false);
     let mut dlq_payloads: Vec<&str> = dlq.iter().map(|(_, payload, _)| payload.as_str()).collect();
@@ -190,7 +289,13 @@ fn mixed_alerts_end_to_end() {
     assert_eq!(dlq_payloads, want, "the DLQ holds exactly the bad messages");
     for (_, _, headers) in &dlq {
         let names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
-        for header in ["error", "error_code", "source_topic", "source_partition", "source_offset"] {
+        for header in [
+            "error",
+            "error_code",
+            "source_topic",
+            "source_partition",
+            "source_offset",
+        ] {
             assert!(names.contains(&header), "{header} missing: {headers:?}");
         }
     }
@@ -205,25 +310,50 @@ fn two_instances_split_partitions_and_lose_nothing() {
     let (first, stop_first) = start(&config, &store);
     let (second, stop_second) = start(&config, &store);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while (first.shared.assigned.load(Ordering::Acquire) == 0 || second.shared.assigned.load(Ordering::Acquire) == 0) && Instant::now() < deadline {
+    while (first.shared.assigned.load(Ordering::Acquire) == 0
+        || second.shared.assigned.load(Ordering::Acquire) == 0)
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let split = (first.shared.assigned.load(Ordering::Acquire), second.shared.assigned.load(Ordering::Acquire));
+    let split = (
+        first.shared.assigned.load(Ordering::Acquire),
+        second.shared.assigned.load(Ordering::Acquire),
+    );
     produce(&config, &payloads);
     let committed = wait_committed(&config, 4, payloads.len() as i64, Duration::from_secs(90));
     stop_first.store(true, Ordering::Release);
     stop_second.store(true, Ordering::Release);
-    let consumed = (first.shared.stats.consumed.load(Ordering::Acquire), second.shared.stats.consumed.load(Ordering::Acquire));
+    let consumed = (
+        first.shared.stats.consumed.load(Ordering::Acquire),
+        second.shared.stats.consumed.load(Ordering::Acquire),
+    );
     first.join().unwrap();
     second.join().unwrap();
-    assert_eq!(split.0 + split.1, 4, "the two instances split the 4 partitions: {split:?}");
-    assert!(split.0 > 0 && split.1 > 0, "both instances got partitions: {split:?}");
-    assert!(consumed.0 > 0 && consumed.1 > 0, "both consumed: {consumed:?}");
+    assert_eq!(
+        split.0 + split.1,
+        4,
+        "the two instances split the 4 partitions: {split:?}"
+    );
+    assert!(
+        split.0 > 0 && split.1 > 0,
+        "both instances got partitions: {split:?}"
+    );
+    assert!(
+        consumed.0 > 0 && consumed.1 > 0,
+        "both consumed: {consumed:?}"
+    );
     assert_eq!(committed, payloads.len() as i64);
     let outputs = read_topic(&config, &config.topics.enriched, false);
-    let distinct: std::collections::HashSet<String> = outputs.iter().map(|(_, p, _)| alert_id(p)).collect();
+    let distinct: std::collections::HashSet<String> =
+        outputs.iter().map(|(_, p, _)| alert_id(p)).collect();
     assert_eq!(distinct.len(), payloads.len(), "every alert came out");
-    eprintln!("two instances: {} outputs for {} inputs ({} duplicates)", outputs.len(), payloads.len(), outputs.len() - distinct.len());
+    eprintln!(
+        "two instances: {} outputs for {} inputs ({} duplicates)",
+        outputs.len(),
+        payloads.len(),
+        outputs.len() - distinct.len()
+    );
 }
 
 #[test]
@@ -242,7 +372,10 @@ fn shutdown_mid_stream_and_restart_loses_nothing() {
     let consumed_first = first.shared.stats.consumed.load(Ordering::Acquire);
     first.join().unwrap();
     let committed_after_stop = committed_total(&config, 3);
-    assert!(committed_after_stop > 0, "the drained alerts were committed at shutdown");
+    assert!(
+        committed_after_stop > 0,
+        "the drained alerts were committed at shutdown"
+    );
 
     let (second, stop_second) = start(&config, &store);
     let committed = wait_committed(&config, 3, payloads.len() as i64, Duration::from_secs(90));
@@ -250,11 +383,20 @@ fn shutdown_mid_stream_and_restart_loses_nothing() {
     second.join().unwrap();
     assert_eq!(committed, payloads.len() as i64);
     let outputs = read_topic(&config, &config.topics.enriched, false);
-    let distinct: std::collections::HashSet<String> = outputs.iter().map(|(_, p, _)| alert_id(p)).collect();
-    assert_eq!(distinct.len(), payloads.len(), "nothing lost across the restart");
+    let distinct: std::collections::HashSet<String> =
+        outputs.iter().map(|(_, p, _)| alert_id(p)).collect();
+    assert_eq!(
+        distinct.len(),
+        payloads.len(),
+        "nothing lost across the restart"
+    );
     let duplicates = outputs.len() - distinct.len();
     eprintln!("restart: first instance consumed {consumed_first}, committed {committed_after_stop} at stop; {duplicates} duplicates after restart");
-    assert!(duplicates as i64 <= consumed_first as i64 - committed_after_stop.min(consumed_first as i64) + 1, "duplicates only from the uncommitted window");
+    assert!(
+        duplicates as i64
+            <= consumed_first as i64 - committed_after_stop.min(consumed_first as i64) + 1,
+        "duplicates only from the uncommitted window"
+    );
 }
 
 #[test]
@@ -277,11 +419,24 @@ fn exactly_once_has_no_duplicates() {
     let committed = wait_committed(&config, 2, payloads.len() as i64, Duration::from_secs(90));
     stop_second.store(true, Ordering::Release);
     second.join().unwrap();
-    assert_eq!(committed, payloads.len() as i64, "transactional offsets committed to the end");
+    assert_eq!(
+        committed,
+        payloads.len() as i64,
+        "transactional offsets committed to the end"
+    );
     let outputs = read_topic(&config, &config.topics.enriched, true);
-    let distinct: std::collections::HashSet<String> = outputs.iter().map(|(_, p, _)| alert_id(p)).collect();
-    assert_eq!(distinct.len(), payloads.len(), "every alert visible to read_committed");
-    assert_eq!(outputs.len(), payloads.len(), "zero duplicates in exactly-once mode");
+    let distinct: std::collections::HashSet<String> =
+        outputs.iter().map(|(_, p, _)| alert_id(p)).collect();
+    assert_eq!(
+        distinct.len(),
+        payloads.len(),
+        "every alert visible to read_committed"
+    );
+    assert_eq!(
+        outputs.len(),
+        payloads.len(),
+        "zero duplicates in exactly-once mode"
+    );
 }
 
 #[test]
@@ -289,21 +444,166 @@ fn indicator_changelog_feeds_processors() {
     let config = setup(1);
     let snapshot = wazuh_misp::kafka::demo::sample_snapshot().unwrap();
     let records = wazuh_misp::kafka::changelog::snapshot_records(&snapshot);
-    let producer: rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext> = ClientConfig::new().set("bootstrap.servers", &config.kafka.brokers).create().unwrap();
-    let (upserts, tombstones) = wazuh_misp::kafka::changelog::publish_diff(&producer, &config.topics.indicators, &HashMap::new(), &records).unwrap();
+    let producer: rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext> =
+        ClientConfig::new()
+            .set("bootstrap.servers", &config.kafka.brokers)
+            .create()
+            .unwrap();
+    let (upserts, tombstones) = wazuh_misp::kafka::changelog::publish_diff(
+        &producer,
+        &config.topics.indicators,
+        &HashMap::new(),
+        &records,
+    )
+    .unwrap();
     assert_eq!((upserts, tombstones), (records.len(), 0));
     let read = wazuh_misp::kafka::changelog::read_topic(&config, Duration::from_secs(30)).unwrap();
     assert_eq!(read, records);
     let rebuilt = wazuh_misp::kafka::changelog::build_from_records(&read, &config).unwrap();
-    assert_eq!(rebuilt.len(), snapshot.len(), "a processor rebuilds the same set from the topic");
+    assert_eq!(
+        rebuilt.len(),
+        snapshot.len(),
+        "a processor rebuilds the same set from the topic"
+    );
 
     // A removal becomes a tombstone; unchanged records are not re-sent.
     let mut fewer = records.clone();
     let removed = fewer.keys().next().unwrap().clone();
     fewer.remove(&removed);
-    let (upserts, tombstones) = wazuh_misp::kafka::changelog::publish_diff(&producer, &config.topics.indicators, &records, &fewer).unwrap();
+    let (upserts, tombstones) = wazuh_misp::kafka::changelog::publish_diff(
+        &producer,
+        &config.topics.indicators,
+        &records,
+        &fewer,
+    )
+    .unwrap();
     assert_eq!((upserts, tombstones), (0, 1));
     let read = wazuh_misp::kafka::changelog::read_topic(&config, Duration::from_secs(30)).unwrap();
     assert_eq!(read.len(), records.len() - 1);
     assert!(!read.contains_key(&removed));
+}
+
+/// The real binary: `wazuh-misp run` on the broker, scraped while it runs, then SIGTERM.
+#[test]
+fn binary_run_scrape_and_sigterm() {
+    let config = setup(2);
+    let dir = tempfile::tempdir().unwrap();
+    let port = 20_000 + (rand::random::<u16>() % 20_000);
+    let config_path = dir.path().join("config.toml");
+    let repo = env!("CARGO_MANIFEST_DIR");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group}\"\n[topics]\ninput = \"{input}\"\nenriched = \"{enriched}\"\ndlq = \"{dlq}\"\niocs = \"{iocs}\"\nindicators = \"{indicators}\"\n[pipeline]\ncommit_interval_ms = 200\n[intel]\nfiles = [\"{repo}/config/samples/misp-feed\"]\nwarninglists_dir = \"{repo}/config/samples/warninglists\"\nsnapshot_path = \"{snapshot}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n[log]\nformat = \"json\"\n",
+            brokers = config.kafka.brokers,
+            group = config.kafka.group_id,
+            input = config.topics.input,
+            enriched = config.topics.enriched,
+            dlq = config.topics.dlq,
+            iocs = config.topics.iocs,
+            indicators = config.topics.indicators,
+            snapshot = dir.path().join("snapshot.json").display(),
+        ),
+    )
+    .unwrap();
+    let mut payloads: Vec<String> = Vec::new();
+    for _ in 0..20 {
+        payloads.extend(
+            wazuh_misp::kafka::demo::SAMPLE_ALERTS
+                .lines()
+                .map(str::to_string),
+        );
+    }
+    payloads.push("{broken".to_string());
+    produce(&config, &payloads);
+    let mut child = ChildGuard(
+        std::process::Command::new(env!("CARGO_BIN_EXE_wazuh-misp"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let committed = wait_committed(&config, 2, payloads.len() as i64, Duration::from_secs(60));
+    assert_eq!(
+        committed,
+        payloads.len() as i64,
+        "the binary consumed and committed everything"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (metrics_text, ready) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        // Consumer lag comes from librdkafka statistics, every 5 s.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut metrics = String::new();
+        while Instant::now() < deadline {
+            metrics = client
+                .get(format!("http://127.0.0.1:{port}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if metrics.contains("wazuh_misp_kafka_consumer_lag{") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let ready = client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        (metrics, ready)
+    });
+    assert_eq!(ready, 200);
+    for name in wazuh_misp::telemetry::metrics::ALL {
+        assert!(
+            metrics_text.contains(name),
+            "{name} missing from the running binary's /metrics"
+        );
+    }
+    assert!(
+        metrics_text.contains("wazuh_misp_alerts_processed_total{outcome=\"enriched\"} 300"),
+        "{metrics_text}"
+    );
+    assert!(metrics_text.contains("wazuh_misp_dlq_records_total{reason=\"invalid_json\"} 1"));
+    if let Ok(path) = std::env::var("METRICS_SCRAPE_OUT") {
+        std::fs::write(path, &metrics_text).unwrap();
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.0.wait().unwrap();
+    let mut logs = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    assert!(exit.success(), "exit {exit:?}; logs:\n{logs}");
+    assert!(
+        logs.contains("Shutdown requested") && logs.contains("Pipeline stopped"),
+        "{logs}"
+    );
+    assert!(
+        dir.path().join("snapshot.json").is_file(),
+        "the last good indicator set was persisted"
+    );
+    let enriched = read_topic(&config, &config.topics.enriched, false);
+    assert_eq!(enriched.len(), 300, "15 enriched samples x 20");
+}
+
+/// Kills the child process if the test fails before it exits.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -18,20 +18,42 @@ fn planted_indicators_are_found_and_nothing_else() {
                 Outcome::DeadLetter(err) => panic!("generated alert rejected: {err}"),
                 Outcome::Unmatched => Vec::new(),
                 Outcome::Enriched { .. } => {
-                    let out: serde_json::Value = serde_json::from_slice(processor.output()).unwrap();
-                    out["threat"]["enrichments"].as_array().unwrap().iter().map(|e| e["misp"]["attribute"]["value"].as_str().unwrap().to_string()).collect()
+                    let out: serde_json::Value =
+                        serde_json::from_slice(processor.output()).unwrap();
+                    out["threat"]["enrichments"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|e| {
+                            e["misp"]["attribute"]["value"]
+                                .as_str()
+                                .unwrap()
+                                .to_string()
+                        })
+                        .collect()
                 }
             };
             found.sort();
             let mut planted = alert.planted.clone();
             planted.sort();
-            assert_eq!(found, planted, "family {} seed {seed}: {}", alert.family, alert.json);
+            assert_eq!(
+                found, planted,
+                "family {} seed {seed}: {}",
+                alert.family, alert.json
+            );
             planted_total += planted.len();
             if !planted.is_empty() {
                 families_with_hits.insert(alert.family);
             }
         }
-        assert!(planted_total > 500, "too few planted indicators ({planted_total}) for the test to mean much");
-        assert_eq!(families_with_hits.len(), FAMILIES.len() - 1, "every family but sysmon11 (no plantable field) carried a hit: {families_with_hits:?}");
+        assert!(
+            planted_total > 500,
+            "too few planted indicators ({planted_total}) for the test to mean much"
+        );
+        assert_eq!(
+            families_with_hits.len(),
+            FAMILIES.len() - 1,
+            "every family but sysmon11 (no plantable field) carried a hit: {families_with_hits:?}"
+        );
     }
 }

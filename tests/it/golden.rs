@@ -9,7 +9,13 @@ use wazuh_misp::pipeline::ProcessorOptions;
 
 use crate::support::{output_validator, repo};
 
-fn sample_output(all: bool) -> (String, wazuh_misp::commands::enrich::EnrichSummary, Vec<(u64, String)>) {
+fn sample_output(
+    all: bool,
+) -> (
+    String,
+    wazuh_misp::commands::enrich::EnrichSummary,
+    Vec<(u64, String)>,
+) {
     let snapshot = load_snapshot(&IntelSources {
         files: vec![repo("config/samples/misp-feed")],
         warninglists_dir: Some(repo("config/samples/warninglists")),
@@ -20,7 +26,16 @@ fn sample_output(all: bool) -> (String, wazuh_misp::commands::enrich::EnrichSumm
     input.push_str(&std::fs::read_to_string(repo("config/samples/bad-messages.txt")).unwrap());
     let mut out = Vec::new();
     let mut bad = Vec::new();
-    let summary = run_stream(Cursor::new(input), &mut out, all, &snapshot, ProcessorOptions::default(), &mut |line, reason| bad.push((line, reason.to_string())), &mut |_| {}).expect("enrich runs");
+    let summary = run_stream(
+        Cursor::new(input),
+        &mut out,
+        all,
+        &snapshot,
+        ProcessorOptions::default(),
+        &mut |line, reason| bad.push((line, reason.to_string())),
+        &mut |_| {},
+    )
+    .expect("enrich runs");
     (String::from_utf8(out).unwrap(), summary, bad)
 }
 
@@ -31,17 +46,31 @@ fn samples_match_golden_output() {
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden_path, &out).unwrap();
     }
-    let golden = std::fs::read_to_string(&golden_path).expect("golden file (UPDATE_GOLDEN=1 writes it)");
-    let got: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let want: Vec<serde_json::Value> = golden.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let golden =
+        std::fs::read_to_string(&golden_path).expect("golden file (UPDATE_GOLDEN=1 writes it)");
+    let got: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let want: Vec<serde_json::Value> = golden
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(got.len(), want.len(), "number of enriched alerts");
     for (idx, (got, want)) in got.iter().zip(&want).enumerate() {
-        assert_eq!(got, want, "enriched alert {idx} differs from the golden file");
+        assert_eq!(
+            got, want,
+            "enriched alert {idx} differs from the golden file"
+        );
     }
     assert_eq!(summary.read, 26);
     assert_eq!(summary.matched, 15);
     assert_eq!(summary.bad, 4);
-    assert_eq!(bad.iter().map(|(line, _)| *line).collect::<Vec<_>>(), vec![23, 24, 25, 26], "bad lines reported with their numbers");
+    assert_eq!(
+        bad.iter().map(|(line, _)| *line).collect::<Vec<_>>(),
+        vec![23, 24, 25, 26],
+        "bad lines reported with their numbers"
+    );
     assert!(bad[0].1.contains("invalid json"), "{:?}", bad[0]);
     assert!(bad[2].1.contains("not a wazuh alert"), "{:?}", bad[2]);
     assert!(bad[3].1.contains("not an object"), "{:?}", bad[3]);
@@ -53,7 +82,10 @@ fn outputs_validate_against_the_schema() {
     let (out, _, _) = sample_output(false);
     for line in out.lines() {
         let value: serde_json::Value = serde_json::from_str(line).unwrap();
-        let errors: Vec<String> = validator.iter_errors(&value).map(|e| format!("{e} at {}", e.instance_path)).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| format!("{e} at {}", e.instance_path))
+            .collect();
         assert!(errors.is_empty(), "{errors:?} in {line}");
     }
     // And the schema rejects what it must.
@@ -64,8 +96,16 @@ fn outputs_validate_against_the_schema() {
 #[test]
 fn input_alert_passes_through_unchanged() {
     let (out, _, _) = sample_output(true);
-    let inputs: Vec<serde_json::Value> = std::fs::read_to_string(repo("config/samples/alerts.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let outputs: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let inputs: Vec<serde_json::Value> =
+        std::fs::read_to_string(repo("config/samples/alerts.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let outputs: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(inputs.len(), outputs.len(), "--all writes every alert");
     for (input, output) in inputs.iter().zip(&outputs) {
         let mut stripped = output.clone();
@@ -92,7 +132,9 @@ fn input_alert_passes_through_unchanged() {
 #[test]
 fn existing_misp_key_is_left_alone() {
     let snapshot = crate::support::snapshot_from(
-        &[serde_json::json!({"Event": {"id": "1", "uuid": "u", "info": "i", "threat_level_id": "1", "Attribute": [{"uuid": "a", "type": "ip-dst", "value": "1.2.3.4", "to_ids": true}]}})],
+        &[
+            serde_json::json!({"Event": {"id": "1", "uuid": "u", "info": "i", "threat_level_id": "1", "Attribute": [{"uuid": "a", "type": "ip-dst", "value": "1.2.3.4", "to_ids": true}]}}),
+        ],
         &[],
         false,
     );

@@ -30,16 +30,34 @@ fn poison_then_good_commits_past_both() {
     cluster.create_topic(&config.topics.enriched, 1, 1).unwrap();
     cluster.create_topic(&config.topics.dlq, 1, 1).unwrap();
 
-    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
     let good = r#"{"rule":{"level":5},"agent":{"id":"007"},"data":{"srcip":"185.220.101.9"}}"#;
     for (key, payload) in [("k0", "{not json"), ("k1", good), ("k2", good)] {
-        producer.send(BaseRecord::to(&config.topics.input).key(key).payload(payload)).unwrap();
+        producer
+            .send(
+                BaseRecord::to(&config.topics.input)
+                    .key(key)
+                    .payload(payload),
+            )
+            .unwrap();
     }
     producer.flush(Duration::from_secs(10)).unwrap();
 
-    let store = Arc::new(IntelStore::new(wazuh_misp::kafka::demo::sample_snapshot().unwrap()));
+    let store = Arc::new(IntelStore::new(
+        wazuh_misp::kafka::demo::sample_snapshot().unwrap(),
+    ));
     let shutdown = Arc::new(AtomicBool::new(false));
-    let handle = start_pipeline(&config, PipelineDeps { store, shutdown: shutdown.clone() }).unwrap();
+    let handle = start_pipeline(
+        &config,
+        PipelineDeps {
+            store,
+            shutdown: shutdown.clone(),
+        },
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while handle.shared.stats.produced.load(Ordering::Acquire) < 3 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -48,26 +66,51 @@ fn poison_then_good_commits_past_both() {
     handle.join().unwrap();
 
     // Committed offset is past the poison and both good messages.
-    let checker: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", "mock-poison").create().unwrap();
+    let checker: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "mock-poison")
+        .create()
+        .unwrap();
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(&config.topics.input, 0);
-    let committed = checker.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
-    let offset = committed.find_partition(&config.topics.input, 0).unwrap().offset();
+    let committed = checker
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    let offset = committed
+        .find_partition(&config.topics.input, 0)
+        .unwrap()
+        .offset();
     drop(committed);
     assert_eq!(offset, Offset::Offset(3));
 
     // The DLQ holds the poison, with its key and the error headers.
-    let reader: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", "mock-reader").create().unwrap();
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "mock-reader")
+        .create()
+        .unwrap();
     let mut assign = TopicPartitionList::new();
-    assign.add_partition_offset(&config.topics.dlq, 0, Offset::Beginning).unwrap();
-    assign.add_partition_offset(&config.topics.enriched, 0, Offset::Beginning).unwrap();
+    assign
+        .add_partition_offset(&config.topics.dlq, 0, Offset::Beginning)
+        .unwrap();
+    assign
+        .add_partition_offset(&config.topics.enriched, 0, Offset::Beginning)
+        .unwrap();
     reader.assign(&assign).unwrap();
     let mut dlq = Vec::new();
     let mut enriched = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while (dlq.len() < 1 || enriched.len() < 2) && Instant::now() < deadline {
         if let Some(Ok(message)) = reader.poll(Duration::from_millis(100)) {
-            let record = (message.key().map(|k| String::from_utf8_lossy(k).into_owned()), message.payload().map(|p| String::from_utf8_lossy(p).into_owned()), header_pairs(message.headers()));
+            let record = (
+                message
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned()),
+                message
+                    .payload()
+                    .map(|p| String::from_utf8_lossy(p).into_owned()),
+                header_pairs(message.headers()),
+            );
             if message.topic() == config.topics.dlq {
                 dlq.push(record);
             } else {
@@ -79,7 +122,12 @@ fn poison_then_good_commits_past_both() {
     assert_eq!(dlq[0].0.as_deref(), Some("k0"));
     assert_eq!(dlq[0].1.as_deref(), Some("{not json"));
     let headers = &dlq[0].2;
-    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     assert_eq!(header("error_code").as_deref(), Some("invalid_json"));
     assert_eq!(header("source_topic").as_deref(), Some("wazuh-alerts"));
     assert_eq!(header("source_partition").as_deref(), Some("0"));
@@ -88,7 +136,10 @@ fn poison_then_good_commits_past_both() {
     assert_eq!(enriched.len(), 2);
     for (key, payload, _) in &enriched {
         assert_eq!(key.as_deref(), Some("007"), "output key is agent.id");
-        assert!(payload.as_deref().unwrap().contains("\"threat\":{\"enrichments\""));
+        assert!(payload
+            .as_deref()
+            .unwrap()
+            .contains("\"threat\":{\"enrichments\""));
     }
 }
 

@@ -41,8 +41,20 @@ async fn rest_search(State(fake): State<Arc<Fake>>, Json(body): Json<Value>) -> 
     fake.requests.fetch_add(1, Ordering::SeqCst);
     let mode = *fake.mode.lock().unwrap();
     match mode {
-        Mode::ServerError => return (StatusCode::INTERNAL_SERVER_ERROR, "<html>Internal error</html>").into_response(),
-        Mode::Truncated => return (StatusCode::OK, "{\"response\":{\"Attribute\":[{\"id\":\"1\",").into_response(),
+        Mode::ServerError => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "<html>Internal error</html>",
+            )
+                .into_response()
+        }
+        Mode::Truncated => {
+            return (
+                StatusCode::OK,
+                "{\"response\":{\"Attribute\":[{\"id\":\"1\",",
+            )
+                .into_response()
+        }
         Mode::Normal => {}
     }
     let all = fake.attributes.lock().unwrap().clone();
@@ -50,15 +62,36 @@ async fn rest_search(State(fake): State<Arc<Fake>>, Json(body): Json<Value>) -> 
         Some(value) => all.into_iter().filter(|a| a["value"] == value).collect(),
         None => all,
     };
-    let limit = body.get("limit").and_then(|v| v.as_u64()).unwrap_or(u64::MAX) as usize;
-    let page = body.get("page").and_then(|v| v.as_u64()).unwrap_or(1).max(1) as usize;
-    let slice: Vec<Value> = filtered.into_iter().skip((page - 1) * limit).take(limit).collect();
-    ([("X-Result-Count", (slice.len() + 1).to_string())], Json(json!({"response": {"Attribute": slice}}))).into_response()
+    let limit = body
+        .get("limit")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(u64::MAX) as usize;
+    let page = body
+        .get("page")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(1)
+        .max(1) as usize;
+    let slice: Vec<Value> = filtered
+        .into_iter()
+        .skip((page - 1) * limit)
+        .take(limit)
+        .collect();
+    (
+        [("X-Result-Count", (slice.len() + 1).to_string())],
+        Json(json!({"response": {"Attribute": slice}})),
+    )
+        .into_response()
 }
 
 async fn start(attributes: Vec<Value>) -> (Arc<Fake>, String) {
-    let fake = Arc::new(Fake { attributes: Mutex::new(attributes), mode: Mutex::new(Mode::Normal), requests: AtomicUsize::new(0) });
-    let app = Router::new().route("/attributes/restSearch", post(rest_search)).with_state(fake.clone());
+    let fake = Arc::new(Fake {
+        attributes: Mutex::new(attributes),
+        mode: Mutex::new(Mode::Normal),
+        requests: AtomicUsize::new(0),
+    });
+    let app = Router::new()
+        .route("/attributes/restSearch", post(rest_search))
+        .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -96,30 +129,49 @@ async fn full_sync_pages_and_failures_keep_the_old_snapshot() {
 
     sync_once(&config, &store, client.as_ref()).await.unwrap();
     assert_eq!(store.load().len(), 5);
-    assert_eq!(fake.requests.load(Ordering::SeqCst), 3, "pages of 2: 2 + 2 + 1");
+    assert_eq!(
+        fake.requests.load(Ordering::SeqCst),
+        3,
+        "pages of 2: 2 + 2 + 1"
+    );
     let snapshot = store.load_full();
     let mut ids = Vec::new();
     snapshot.match_ip("10.20.3.4".parse().unwrap(), &mut |id| ids.push(id));
     assert_eq!(ids.len(), 1, "CIDR from MISP matches");
-    assert_eq!(snapshot.attribute(ids[0]).event.info.as_ref(), "fake misp event");
+    assert_eq!(
+        snapshot.attribute(ids[0]).event.info.as_ref(),
+        "fake misp event"
+    );
 
     // A 500 keeps the old snapshot and names path and status.
     *fake.mode.lock().unwrap() = Mode::ServerError;
-    let err = sync_once(&config, &store, client.as_ref()).await.unwrap_err().to_string();
-    assert!(err.contains("/attributes/restSearch") && err.contains("500"), "{err}");
+    let err = sync_once(&config, &store, client.as_ref())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("/attributes/restSearch") && err.contains("500"),
+        "{err}"
+    );
     assert!(!err.contains("FAKE-KEY"), "{err}");
     assert_eq!(store.load().len(), 5);
 
     // A truncated answer keeps it too.
     *fake.mode.lock().unwrap() = Mode::Truncated;
-    let err = sync_once(&config, &store, client.as_ref()).await.unwrap_err().to_string();
+    let err = sync_once(&config, &store, client.as_ref())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("malformed"), "{err}");
     assert_eq!(store.load().len(), 5);
 
     // A suspiciously small answer is refused.
     *fake.mode.lock().unwrap() = Mode::Normal;
     *fake.attributes.lock().unwrap() = vec![attribute(1, "1.2.3.4", "ip-dst")];
-    let err = sync_once(&config, &store, client.as_ref()).await.unwrap_err().to_string();
+    let err = sync_once(&config, &store, client.as_ref())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("below the configured floor"), "{err}");
     assert_eq!(store.load().len(), 5);
 
@@ -128,7 +180,9 @@ async fn full_sync_pages_and_failures_keep_the_old_snapshot() {
     sync_once(&config, &store, client.as_ref()).await.unwrap();
     assert_eq!(store.load().len(), 4);
     let mut hits = 0;
-    store.load().match_ip("1.2.3.4".parse().unwrap(), &mut |_| hits += 1);
+    store
+        .load()
+        .match_ip("1.2.3.4".parse().unwrap(), &mut |_| hits += 1);
     assert_eq!(hits, 0, "deleted attribute no longer matches");
 
     // The last good snapshot was persisted and loads without MISP.
@@ -141,7 +195,13 @@ async fn full_sync_pages_and_failures_keep_the_old_snapshot() {
 async fn live_lookup_caches_and_breaks() {
     let (fake, url) = start(five()).await;
     let client = misp_client(&config(&url)).unwrap().unwrap();
-    let lookup = LiveLookup::new(client, LiveLookupOptions { breaker_threshold: 2, ..LiveLookupOptions::default() });
+    let lookup = LiveLookup::new(
+        client,
+        LiveLookupOptions {
+            breaker_threshold: 2,
+            ..LiveLookupOptions::default()
+        },
+    );
 
     let found = lookup.lookup("evil.com").await.unwrap();
     assert_eq!(found.len(), 1);
@@ -149,12 +209,20 @@ async fn live_lookup_caches_and_breaks() {
     let requests = fake.requests.load(Ordering::SeqCst);
     let again = lookup.lookup("evil.com").await.unwrap();
     assert_eq!(again, found);
-    assert_eq!(fake.requests.load(Ordering::SeqCst), requests, "second look-up answered from the cache");
+    assert_eq!(
+        fake.requests.load(Ordering::SeqCst),
+        requests,
+        "second look-up answered from the cache"
+    );
 
     assert!(lookup.lookup("benign.org").await.unwrap().is_empty());
     let requests = fake.requests.load(Ordering::SeqCst);
     assert!(lookup.lookup("benign.org").await.unwrap().is_empty());
-    assert_eq!(fake.requests.load(Ordering::SeqCst), requests, "negative answer cached");
+    assert_eq!(
+        fake.requests.load(Ordering::SeqCst),
+        requests,
+        "negative answer cached"
+    );
 
     *fake.mode.lock().unwrap() = Mode::ServerError;
     assert!(lookup.lookup("other1.org").await.is_err());
@@ -162,5 +230,9 @@ async fn live_lookup_caches_and_breaks() {
     let requests = fake.requests.load(Ordering::SeqCst);
     let err = lookup.lookup("other3.org").await.unwrap_err();
     assert!(err.contains("circuit breaker"), "{err}");
-    assert_eq!(fake.requests.load(Ordering::SeqCst), requests, "breaker open: no request sent");
+    assert_eq!(
+        fake.requests.load(Ordering::SeqCst),
+        requests,
+        "breaker open: no request sent"
+    );
 }

@@ -7,7 +7,8 @@ use serde_json::Value;
 use wazuh_misp::pipeline::{Outcome, Processor, ProcessorOptions};
 
 fn snapshot() -> &'static wazuh_misp::intel::IntelSnapshot {
-    static SNAPSHOT: std::sync::OnceLock<wazuh_misp::intel::IntelSnapshot> = std::sync::OnceLock::new();
+    static SNAPSHOT: std::sync::OnceLock<wazuh_misp::intel::IntelSnapshot> =
+        std::sync::OnceLock::new();
     SNAPSHOT.get_or_init(|| {
         crate::support::snapshot_from(
             &[serde_json::json!({"Event": {"id": "1", "uuid": "u", "info": "i", "threat_level_id": "2", "Attribute": [
@@ -45,13 +46,30 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(|n| Value::from(n)),
         any::<bool>().prop_map(Value::Bool),
         Just(Value::Null),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| serde_json::json!(f)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| serde_json::json!(f)),
     ];
     leaf.prop_recursive(5, 64, 8, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec((prop_oneof![Just("srcip".to_string()), Just("data".to_string()), Just("full_log".to_string()), Just("url".to_string()), Just("hashes".to_string()), Just("queryName".to_string()), Just("image".to_string()), "[a-zA-Z_@.]{1,12}"], inner), 0..6)
-                .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+            prop::collection::vec(
+                (
+                    prop_oneof![
+                        Just("srcip".to_string()),
+                        Just("data".to_string()),
+                        Just("full_log".to_string()),
+                        Just("url".to_string()),
+                        Just("hashes".to_string()),
+                        Just("queryName".to_string()),
+                        Just("image".to_string()),
+                        "[a-zA-Z_@.]{1,12}"
+                    ],
+                    inner
+                ),
+                0..6
+            )
+            .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
         ]
     })
 }

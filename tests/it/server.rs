@@ -26,33 +26,91 @@ async fn metrics_health_ready_lookup() {
         lookup: None,
         shutting_down: Arc::new(AtomicBool::new(false)),
     };
-    let addr = serve("127.0.0.1:0", state, std::future::pending()).await.unwrap();
+    let addr = serve("127.0.0.1:0", state, std::future::pending())
+        .await
+        .unwrap();
     let base = format!("http://{addr}");
     let client = reqwest::Client::new();
 
-    let text = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for name in m::ALL {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
-    if let Ok(path) = std::env::var("METRICS_SCRAPE_OUT") {
-        std::fs::write(path, &text).unwrap();
-    }
 
-    assert_eq!(client.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
-    assert_eq!(client.get(format!("{base}/readyz")).send().await.unwrap().status(), 503, "not ready before intel and partitions");
+    assert_eq!(
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503,
+        "not ready before intel and partitions"
+    );
     store.swap(wazuh_misp::kafka::demo::sample_snapshot().unwrap());
-    assert_eq!(client.get(format!("{base}/readyz")).send().await.unwrap().status(), 503, "not ready before partitions");
+    assert_eq!(
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503,
+        "not ready before partitions"
+    );
     assigned.store(true, Ordering::Release);
-    assert_eq!(client.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
-    let known = client.get(format!("{base}/v1/lookup?value=updates.evil-updates.net")).send().await.unwrap();
+    let known = client
+        .get(format!("{base}/v1/lookup?value=updates.evil-updates.net"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(known.status(), 200);
     let body: serde_json::Value = known.json().await.unwrap();
     assert_eq!(body["known"], true);
-    assert_eq!(body["enrichments"][0]["misp"]["attribute"]["value"], "evil-updates.net");
-    assert_eq!(body["enrichments"][0]["indicator"]["reference"], "https://misp.example/events/view/5f1c2a3b-0d6e-4c1a-9f00-a1b2c3d4e5f6");
-    let unknown = client.get(format!("{base}/v1/lookup?value=benign.example.org")).send().await.unwrap();
+    assert_eq!(
+        body["enrichments"][0]["misp"]["attribute"]["value"],
+        "evil-updates.net"
+    );
+    assert_eq!(
+        body["enrichments"][0]["indicator"]["reference"],
+        "https://misp.example/events/view/5f1c2a3b-0d6e-4c1a-9f00-a1b2c3d4e5f6"
+    );
+    let unknown = client
+        .get(format!("{base}/v1/lookup?value=benign.example.org"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unknown.status(), 404);
-    let missing = client.get(format!("{base}/v1/lookup")).send().await.unwrap();
+    let missing = client
+        .get(format!("{base}/v1/lookup"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 400);
 }
