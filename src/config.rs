@@ -13,7 +13,7 @@ pub use crate::misp::secret::Secret;
 
 pub const ENV_PREFIX: &str = "WAZUH_MISP__";
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct Config {
     pub kafka: KafkaConfig,
@@ -27,24 +27,6 @@ pub struct Config {
     pub sharing: SharingConfig,
     pub server: ServerConfig,
     pub log: LogConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            kafka: KafkaConfig::default(),
-            topics: TopicsConfig::default(),
-            input: InputConfig::default(),
-            pipeline: PipelineConfig::default(),
-            intel: IntelConfig::default(),
-            output: OutputConfig::default(),
-            misp: MispConfig::default(),
-            sightings: SightingsConfig::default(),
-            sharing: SharingConfig::default(),
-            server: ServerConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

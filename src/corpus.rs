@@ -216,6 +216,16 @@ fn pick<'a>(rng: &mut StdRng, intel: &'a GenIntel, types: &[&str]) -> Option<&'a
     None
 }
 
+/// rule id, level, description, `data`, `full_log`, and one extra top-level member.
+type FamilyParts = (
+    &'static str,
+    u8,
+    &'static str,
+    Value,
+    Option<String>,
+    Option<(&'static str, Value)>,
+);
+
 fn generate_alert(rng: &mut StdRng, intel: &GenIntel, hit_rate: f64, n: usize) -> GenAlert {
     let family = FAMILIES[rng.random_range(0..FAMILIES.len())];
     let plant = !intel.attributes.is_empty() && rng.random_bool(hit_rate);
@@ -244,7 +254,7 @@ fn generate_alert(rng: &mut StdRng, intel: &GenIntel, hit_rate: f64, n: usize) -
     let host = domain(rng);
     let agent = json!({"id": format!("{:03}", rng.random_range(1..200)), "name": format!("host-{}", word(rng, 4, 6)), "ip": "10.0.2.15"});
     let timestamp = "2026-11-26T09:10:11.123+0000";
-    let (rule_id, level, description, data, full_log, extra): (&str, u8, &str, Value, Option<String>, Option<(&str, Value)>) = match family {
+    let (rule_id, level, description, data, full_log, extra): FamilyParts = match family {
         "sshd" => ("5712", 10, "sshd: brute force trying to get access to the system. Non existent user.",
             json!({"srcip": ip, "srcport": rng.random_range(1024..65535).to_string(), "srcuser": word(rng, 3, 8)}),
             Some(format!("Nov 26 09:10:11 web sshd[{}]: Invalid user {} from {} port {}", rng.random_range(100..99999), word(rng, 3, 8), ip, rng.random_range(1024..65535))), None),

@@ -160,7 +160,7 @@ impl<V> PrefixMap<V> {
                     None => {
                         self.v4.push((len, HashMap::default()));
                         // Longest prefix first: the most specific match is reported first.
-                        self.v4.sort_by(|a, b| b.0.cmp(&a.0));
+                        self.v4.sort_by_key(|entry| std::cmp::Reverse(entry.0));
                         self.v4.iter().position(|(l, _)| *l == len).unwrap_or(0)
                     }
                 };
@@ -171,7 +171,7 @@ impl<V> PrefixMap<V> {
                     Some(pos) => pos,
                     None => {
                         self.v6.push((len, HashMap::default()));
-                        self.v6.sort_by(|a, b| b.0.cmp(&a.0));
+                        self.v6.sort_by_key(|entry| std::cmp::Reverse(entry.0));
                         self.v6.iter().position(|(l, _)| *l == len).unwrap_or(0)
                     }
                 };

@@ -503,10 +503,10 @@ impl Loader {
                 ..RawEvent::default()
             };
             let handle = self.event_handle(builder, &event, &source);
-            let to_ids = match get(to_ids_col).to_ascii_lowercase().as_str() {
-                "" | "1" | "true" | "yes" => true,
-                _ => false,
-            };
+            let to_ids = matches!(
+                get(to_ids_col).to_ascii_lowercase().as_str(),
+                "" | "1" | "true" | "yes"
+            );
             let tags: Vec<&str> = get(tag_col)
                 .split(',')
                 .map(str::trim)

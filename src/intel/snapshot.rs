@@ -354,6 +354,9 @@ pub struct AttributeInput<'a> {
     pub last_seen: Option<&'a str>,
 }
 
+/// One part of an attribute, normalised: its index, key, and for IPs the network.
+type NormalizedPart = (PartKind, String, Option<(IpAddr, u8)>);
+
 /// Accumulates events and attributes, then builds the indexes.
 pub struct SnapshotBuilder {
     include_non_ids: bool,
@@ -464,7 +467,7 @@ impl SnapshotBuilder {
         }
         // Normalise every part first; the attribute is indexed if any part is usable.
         let id = self.snapshot.records.len() as u32;
-        let mut parts: [Option<(PartKind, String, Option<(IpAddr, u8)>)>; 2] = [None, None];
+        let mut parts: [Option<NormalizedPart>; 2] = [None, None];
         let values: Vec<&str> = if parts_plan.len() == 2 {
             input.value.splitn(2, '|').collect()
         } else {
@@ -541,7 +544,7 @@ impl SnapshotBuilder {
         true
     }
 
-    fn index_part(&mut self, id: u32, part: &(PartKind, String, Option<(IpAddr, u8)>)) {
+    fn index_part(&mut self, id: u32, part: &NormalizedPart) {
         let snapshot = &mut self.snapshot;
         let postings = &mut snapshot.postings;
         let (kind, key, network) = part;

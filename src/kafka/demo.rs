@@ -66,7 +66,7 @@ pub fn sample_snapshot() -> Result<IntelSnapshot, String> {
 pub struct DemoReport {
     pub produced: usize,
     pub enriched: Vec<String>,
-    pub dead_letters: Vec<(String, Vec<(String, String)>)>,
+    pub dead_letters: Vec<Record>,
     pub elapsed: Duration,
 }
 
@@ -107,14 +107,12 @@ pub fn run_demo(repeat: usize) -> Result<DemoReport, String> {
             loop {
                 match producer.send(BaseRecord::to(&config.topics.input).key(&key).payload(line)) {
                     Ok(()) => break,
-                    Err((err, _))
-                        if matches!(
-                            err,
-                            rdkafka::error::KafkaError::MessageProduction(
-                                rdkafka::types::RDKafkaErrorCode::QueueFull
-                            )
-                        ) =>
-                    {
+                    Err((
+                        rdkafka::error::KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::QueueFull,
+                        ),
+                        _,
+                    )) => {
                         producer.poll(Duration::from_millis(10));
                     }
                     Err((err, _)) => return Err(format!("produce sample: {err}")),
@@ -163,8 +161,11 @@ pub fn run_demo(repeat: usize) -> Result<DemoReport, String> {
     })
 }
 
+/// A record's payload and headers.
+type Record = (String, Vec<(String, String)>);
+
 /// Every record of a topic, with headers.
-fn read_all(brokers: &str, topic: &str) -> Result<Vec<(String, Vec<(String, String)>)>, String> {
+fn read_all(brokers: &str, topic: &str) -> Result<Vec<Record>, String> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "wazuh-misp-demo-reader")

@@ -65,6 +65,7 @@ pub struct CompatBlock<'a> {
 }
 
 /// ECS `threat.indicator` for a MISP attribute.
+#[allow(clippy::too_many_arguments)]
 pub fn ecs_indicator(
     ecs_type: &str,
     misp_type: &str,

@@ -293,12 +293,8 @@ impl Extractor {
                     child += span(nodes, child);
                 }
             }
-            Some(Node::String(text)) => {
-                // A field the table does not name: generic free-text scan.
-                if key.is_some() || depth > 0 {
-                    self.free_text(text, out);
-                }
-            }
+            // A field the table does not name: generic free-text scan.
+            Some(Node::String(text)) if key.is_some() || depth > 0 => self.free_text(text, out),
             _ => {}
         }
     }

@@ -271,7 +271,8 @@ mod tests {
 
     #[test]
     fn whole_tokens_only() {
-        let cases: &[(&str, &[(IocKind, &str)], &[(IocKind, &str)])] = &[
+        type Case<'a> = (&'a str, &'a [(IocKind, &'a str)], &'a [(IocKind, &'a str)]);
+        let cases: &[Case] = &[
             (
                 "connect to evil.com now",
                 &[(IocKind::Domain, "evil.com")],

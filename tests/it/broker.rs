@@ -143,12 +143,11 @@ fn wait_committed(config: &Config, partitions: i32, expected: i64, timeout: Dura
     }
 }
 
-/// Every record of a topic: (key, payload, headers, partition).
-fn read_topic(
-    config: &Config,
-    topic: &str,
-    read_committed: bool,
-) -> Vec<(Option<String>, String, Vec<(String, String)>)> {
+/// A record: key, payload, headers.
+type Record = (Option<String>, String, Vec<(String, String)>);
+
+/// Every record of a topic.
+fn read_topic(config: &Config, topic: &str, read_committed: bool) -> Vec<Record> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &config.kafka.brokers)
         .set("group.id", unique("it-reader"))

@@ -100,7 +100,7 @@ fn poison_then_good_commits_past_both() {
     let mut dlq = Vec::new();
     let mut enriched = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while (dlq.len() < 1 || enriched.len() < 2) && Instant::now() < deadline {
+    while (dlq.is_empty() || enriched.len() < 2) && Instant::now() < deadline {
         if let Some(Ok(message)) = reader.poll(Duration::from_millis(100)) {
             let record = (
                 message

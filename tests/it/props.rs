@@ -43,7 +43,7 @@ fn ioc_string() -> impl Strategy<Value = String> {
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         ioc_string().prop_map(Value::String),
-        any::<i64>().prop_map(|n| Value::from(n)),
+        any::<i64>().prop_map(Value::from),
         any::<bool>().prop_map(Value::Bool),
         Just(Value::Null),
         any::<f64>()
