@@ -132,6 +132,7 @@ pub fn run_demo(repeat: usize) -> Result<DemoReport, String> {
         PipelineDeps {
             store,
             shutdown: shutdown.clone(),
+            passthrough: false,
         },
     )
     .map_err(|e| e.to_string())?;

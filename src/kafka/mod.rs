@@ -96,6 +96,7 @@ pub fn run_with(
         PipelineDeps {
             store: store.clone(),
             shutdown: shutdown.clone(),
+            passthrough: false,
         },
     )?;
     let shared = handle.shared.clone();

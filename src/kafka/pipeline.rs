@@ -307,6 +307,9 @@ pub struct PipelineDeps {
     pub store: Arc<IntelStore>,
     /// Set to stop: drain, commit, exit.
     pub shutdown: Arc<AtomicBool>,
+    /// Benchmark baseline only: forward each input record unprocessed to `topics.enriched`,
+    /// with the same threads, offsets and client settings.
+    pub passthrough: bool,
 }
 
 /// A running pipeline: its shared state (for health and tests) and its thread.
@@ -464,6 +467,7 @@ pub fn start_pipeline(
             processor: Processor::new(config.processor_options()),
             topics: config.topics.clone(),
             pass_through: config.output.pass_through,
+            passthrough_baseline: deps.passthrough,
         };
         workers.push(
             std::thread::Builder::new()
@@ -650,6 +654,7 @@ struct Worker {
     processor: Processor,
     topics: crate::config::TopicsConfig,
     pass_through: bool,
+    passthrough_baseline: bool,
 }
 
 /// Local counters, flushed to `metrics` in batches.
@@ -717,6 +722,22 @@ impl Worker {
     }
 
     fn handle(&mut self, job: Job, counts: &mut LocalCounts) {
+        if self.passthrough_baseline {
+            let group = Arc::new(AckGroup {
+                remaining: AtomicU32::new(1),
+                partition: job.partition,
+                offset: job.offset,
+                input_timestamp_ms: job.timestamp_ms,
+            });
+            let record =
+                BaseRecord::with_opaque_to(&self.topics.enriched, group).payload(&job.payload);
+            let record = match &job.key {
+                Some(key) => record.key(key.as_slice()),
+                None => record,
+            };
+            self.send(record);
+            return;
+        }
         let snapshot = self.store.load();
         let outcome = self.processor.process(&job.payload, &snapshot);
         counts.n += 1;

@@ -214,6 +214,7 @@ fn start(config: &Config, store: &Arc<IntelStore>) -> (PipelineHandle, Arc<Atomi
         PipelineDeps {
             store: store.clone(),
             shutdown: shutdown.clone(),
+            passthrough: false,
         },
     )
     .unwrap();

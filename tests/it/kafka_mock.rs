@@ -55,6 +55,7 @@ fn poison_then_good_commits_past_both() {
         PipelineDeps {
             store,
             shutdown: shutdown.clone(),
+            passthrough: false,
         },
     )
     .unwrap();

@@ -1,0 +1,287 @@
+//! End-to-end Kafka bench on the real broker: throughput of the `run` pipeline against a
+//! passthrough baseline (same threads and client settings, consume → produce the same bytes),
+//! then latency (input produce time → enriched record consumed) at half the measured rate.
+//!
+//! KAFKA_PORT=39092 bash kafka/start.sh
+//! KAFKA_BROKERS=127.0.0.1:39092 cargo bench --features broker-tests --bench e2e
+//! (N=200000 alerts, P=6 partitions, 1M indicators by default; env N, P, INDICATORS, SECONDS)
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use wazuh_misp::config::Config;
+use wazuh_misp::corpus::{generate_alerts, GenIntel};
+use wazuh_misp::intel::IntelStore;
+use wazuh_misp::kafka::admin::{create_topics, TopicSpec};
+use wazuh_misp::kafka::pipeline::{start_pipeline, PipelineDeps};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn config(brokers: &str, partitions: i32, run: &str) -> Config {
+    let mut config = Config::default();
+    let suffix = format!("{run}-{}-{}", std::process::id(), rand::random::<u32>());
+    config.kafka.brokers = brokers.to_string();
+    config.kafka.group_id = format!("bench-{suffix}");
+    config.topics.input = format!("bench-in-{suffix}");
+    config.topics.enriched = format!("bench-out-{suffix}");
+    config.topics.dlq = format!("bench-dlq-{suffix}");
+    config.output.pass_through = true;
+    config.server.enabled = false;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(create_topics(
+            brokers,
+            &[
+                TopicSpec {
+                    name: &config.topics.input,
+                    partitions,
+                    compact: false,
+                },
+                TopicSpec {
+                    name: &config.topics.enriched,
+                    partitions,
+                    compact: false,
+                },
+                TopicSpec {
+                    name: &config.topics.dlq,
+                    partitions: 1,
+                    compact: false,
+                },
+            ],
+        ))
+        .expect("topics");
+    config
+}
+
+fn producer(brokers: &str) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.messages", "500000")
+        .create()
+        .unwrap()
+}
+
+fn send(producer: &BaseProducer, topic: &str, key: &str, payload: &[u8]) {
+    let mut record = BaseRecord::to(topic).key(key).payload(payload);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((_, returned)) => {
+                record = returned;
+                producer.poll(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+/// Pre-loads `payloads`, then times the pipeline until every output is acknowledged.
+fn throughput(
+    brokers: &str,
+    partitions: i32,
+    payloads: &[Vec<u8>],
+    store: &Arc<IntelStore>,
+    passthrough: bool,
+) -> f64 {
+    let config = config(
+        brokers,
+        partitions,
+        if passthrough { "pass" } else { "enrich" },
+    );
+    let producer = producer(brokers);
+    for (idx, payload) in payloads.iter().enumerate() {
+        send(&producer, &config.topics.input, &idx.to_string(), payload);
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let handle = start_pipeline(
+        &config,
+        PipelineDeps {
+            store: store.clone(),
+            shutdown: shutdown.clone(),
+            passthrough,
+        },
+    )
+    .unwrap();
+    let total = payloads.len();
+    let mut first: Option<Instant> = None;
+    while handle.shared.stats.produced.load(Ordering::Acquire) < total {
+        if first.is_none() && handle.shared.stats.consumed.load(Ordering::Acquire) > 0 {
+            first = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let end = Instant::now();
+    shutdown.store(true, Ordering::Release);
+    handle.join().unwrap();
+    let from = first.unwrap_or(started);
+    total as f64 / (end - from).as_secs_f64()
+}
+
+/// Produces at `rate` alerts/s for `seconds`; returns sorted latencies in ms.
+fn latency(
+    brokers: &str,
+    partitions: i32,
+    lines: &[String],
+    store: &Arc<IntelStore>,
+    rate: f64,
+    seconds: u64,
+) -> Vec<f64> {
+    let config = config(brokers, partitions, "latency");
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let handle = start_pipeline(
+        &config,
+        PipelineDeps {
+            store: store.clone(),
+            shutdown: shutdown.clone(),
+            passthrough: false,
+        },
+    )
+    .unwrap();
+    while !handle.shared.has_assignment.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Reader of the output topic, from its current end.
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("{}-reader", config.kafka.group_id))
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for partition in 0..partitions {
+        tpl.add_partition_offset(&config.topics.enriched, partition, Offset::End)
+            .unwrap();
+    }
+    reader.assign(&tpl).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let reader_done = done.clone();
+    let reader_thread = std::thread::spawn(move || {
+        let mut latencies = Vec::new();
+        let epoch = Instant::now();
+        let _ = epoch;
+        while !reader_done.load(Ordering::Acquire) {
+            if let Some(Ok(message)) = reader.poll(Duration::from_millis(10)) {
+                let now = chrono::Utc::now().timestamp_micros();
+                let payload = message.payload().unwrap_or_default();
+                // "bench_sent_us":<micros> was put at the start of the alert by the producer.
+                if let Some(pos) = payload.windows(16).position(|w| w == b"\"bench_sent_us\":") {
+                    let digits: String = payload[pos + 16..]
+                        .iter()
+                        .take_while(|b| b.is_ascii_digit())
+                        .map(|b| *b as char)
+                        .collect();
+                    if let Ok(sent) = digits.parse::<i64>() {
+                        latencies.push((now - sent) as f64 / 1000.0);
+                    }
+                }
+            }
+        }
+        latencies
+    });
+    let producer = producer(brokers);
+    let started = Instant::now();
+    let mut sent = 0usize;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let due = (started.elapsed().as_secs_f64() * rate) as usize;
+        while sent < due {
+            let line = &lines[sent % lines.len()];
+            let payload = format!(
+                "{{\"bench_sent_us\":{},{}",
+                chrono::Utc::now().timestamp_micros(),
+                &line[1..]
+            );
+            send(
+                &producer,
+                &config.topics.input,
+                &sent.to_string(),
+                payload.as_bytes(),
+            );
+            sent += 1;
+        }
+        producer.poll(Duration::ZERO);
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while handle.shared.stats.produced.load(Ordering::Acquire) < sent && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    done.store(true, Ordering::Release);
+    let mut latencies = reader_thread.join().unwrap();
+    shutdown.store(true, Ordering::Release);
+    handle.join().unwrap();
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "latency run: {sent} alerts produced at {rate:.0}/s for {seconds} s, {} measured",
+        latencies.len()
+    );
+    latencies
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("e2e bench: run with `cargo bench --features broker-tests --bench e2e`");
+        return;
+    }
+    let brokers = std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_string());
+    let n = env("N", 200_000);
+    let partitions = env("P", 6) as i32;
+    let n_indicators = env("INDICATORS", 1_000_000);
+    let seconds = env("SECONDS", 20) as u64;
+    let intel = GenIntel::generate(n_indicators, 11);
+    let store = Arc::new(IntelStore::new(intel.build()));
+    let alerts = generate_alerts(20_000, &intel, 0.05, 12);
+    drop(intel);
+    let lines: Vec<String> = alerts.iter().map(|a| a.json.clone()).collect();
+    let payloads: Vec<Vec<u8>> = (0..n)
+        .map(|i| lines[i % lines.len()].as_bytes().to_vec())
+        .collect();
+    let bytes: usize = payloads.iter().map(Vec::len).sum();
+    println!(
+        "e2e: {n} alerts ({} MB), {partitions} partitions, {} indicators, broker {brokers}",
+        bytes >> 20,
+        store.load().len()
+    );
+
+    let pass = throughput(&brokers, partitions, &payloads, &store, true);
+    let enrich = throughput(&brokers, partitions, &payloads, &store, false);
+    println!("passthrough baseline: {pass:>9.0} alerts/s");
+    println!(
+        "wazuh-misp pipeline:  {enrich:>9.0} alerts/s = {:.0}% of passthrough (bar: >= 85%)",
+        100.0 * enrich / pass
+    );
+
+    let rate = enrich / 2.0;
+    let latencies = latency(&brokers, partitions, &lines, &store, rate, seconds);
+    println!(
+        "latency at {rate:.0} alerts/s (half the maximum): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (bar: p99 <= 50 ms)",
+        pct(&latencies, 0.50),
+        pct(&latencies, 0.99),
+        pct(&latencies, 1.0)
+    );
+}
