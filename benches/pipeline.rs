@@ -118,6 +118,28 @@ fn main() {
             black_box(extraction.len());
         }
     });
+    if std::env::var_os("FAMILY_BREAKDOWN").is_some() {
+        for family in wazuh_misp::corpus::FAMILIES {
+            let picked: Vec<&Tape<'_>> = tapes
+                .iter()
+                .zip(&alerts)
+                .filter(|(_, a)| a.family == family)
+                .map(|(t, _)| t)
+                .collect();
+            let started = Instant::now();
+            for _ in 0..20 {
+                for tape in &picked {
+                    extractor.extract(&tape.0, &mut extraction);
+                    black_box(extraction.len());
+                }
+            }
+            let per = started.elapsed().as_nanos() as f64 / (20 * picked.len()) as f64;
+            println!(
+                "  extract {family:<12} {per:>7.0} ns/alert ({} observables)",
+                extraction.len()
+            );
+        }
+    }
     for tape in &tapes {
         let mut one = Extraction::default();
         extractor.extract(&tape.0, &mut one);
@@ -139,6 +161,17 @@ fn main() {
         ""
     );
 
+    if let Ok(seconds) = std::env::var("PROFILE_WHOLE_SECS") {
+        // For `perf record`: only the whole-alert loop, for a while.
+        let mut processor = Processor::new(ProcessorOptions::default());
+        let until = Instant::now() + Duration::from_secs(seconds.parse().unwrap_or(10));
+        while Instant::now() < until {
+            for line in &lines {
+                black_box(processor.process(line, &snapshot));
+            }
+        }
+        return;
+    }
     let mut processor = Processor::new(ProcessorOptions::default());
     let mut enriched = 0;
     let whole = measure("whole alert (decode..enrich)", n_alerts, bytes, || {

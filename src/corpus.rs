@@ -301,9 +301,32 @@ fn generate_alert(rng: &mut StdRng, intel: &GenIntel, hit_rate: f64, n: usize) -
         _ => ("4101", 5, "Firewall drop event.", json!({"action": "DROP", "srcip": ip, "dstip": "10.0.2.15", "protocol": "TCP", "srcport": "4444", "dstport": "22"}),
             Some(format!("Nov 26 09:10:11 fw kernel: DROP IN=eth0 SRC={ip} DST=10.0.2.15 PROTO=TCP SPT=4444 DPT=22")), None),
     };
-    let mut alert = json!({"timestamp": timestamp, "rule": {"level": level, "description": description, "id": rule_id, "firedtimes": 1, "mail": false, "groups": [family]},
+    // Rules carry MITRE and compliance mappings, as Wazuh's ruleset does.
+    let rule = json!({"level": level, "description": description, "id": rule_id, "firedtimes": rng.random_range(1..500), "mail": false,
+        "mitre": {"id": ["T1110"], "tactic": ["Credential Access"], "technique": ["Brute Force"]},
+        "groups": [family, "authentication_failures"], "gdpr": ["IV_35.7.d", "IV_32.2"], "hipaa": ["164.312.b"],
+        "nist_800_53": ["SI.4", "AU.14", "AC.7"], "pci_dss": ["11.4", "10.2.4", "10.2.5"], "tsc": ["CC6.1", "CC6.8", "CC7.2", "CC7.3"]});
+    let mut alert = json!({"timestamp": timestamp, "rule": rule,
         "agent": agent, "manager": {"name": "wazuh-manager"}, "id": format!("1764148211.{n}"), "decoder": {"name": family}, "location": family});
-    if !data.is_null() {
+    if family.starts_with("sysmon") {
+        // The eventchannel system block, with its rendered message (free text Wazuh keeps).
+        let system = json!({"providerName": "Microsoft-Windows-Sysmon", "providerGuid": "{5770385f-c22a-43e0-bf4c-06f5698ffbd9}",
+            "eventID": family.trim_start_matches("sysmon"), "version": "5", "level": "4", "task": "1", "opcode": "0", "keywords": "0x8000000000000000",
+            "systemTime": "2026-11-26T09:10:11.3643213Z", "eventRecordID": rng.random_range(1000..999999).to_string(), "processID": "2204", "threadID": "3300",
+            "channel": "Microsoft-Windows-Sysmon/Operational", "computer": "WS01.corp.local", "severityValue": "INFORMATION",
+            "message": format!("\"Sysmon event\r\nRuleName: -\r\nUtcTime: 2026-11-26 09:10:11.352\r\nProcessGuid: {{4dc16835-c18b-6089-a203-000000002e00}}\r\nProcessId: {}\r\nUser: CORP\\{}\"", rng.random_range(100..9999), word(rng, 3, 8))});
+        if let Some(win) = data.get("win").cloned() {
+            let mut win = win;
+            win["system"] = system;
+            let mut data_with_system = data.clone();
+            data_with_system["win"] = win;
+            alert["data"] = data_with_system;
+        }
+    } else if matches!(family, "sshd" | "firewall") {
+        alert["predecoder"] =
+            json!({"program_name": family, "timestamp": "Nov 26 09:10:11", "hostname": "web-01"});
+    }
+    if !data.is_null() && alert.get("data").is_none() {
         alert["data"] = data;
     }
     if let Some(full_log) = full_log {

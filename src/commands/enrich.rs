@@ -194,7 +194,7 @@ pub fn run_stream(
             Outcome::Unmatched => {}
         }
         writer
-            .write_all(processor.output())
+            .write_all(processor.output_for(&line[..trimmed_len]))
             .map_err(StreamError::Write)?;
         writer.write_all(b"\n").map_err(StreamError::Write)?;
         summary.written += 1;

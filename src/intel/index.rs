@@ -139,6 +139,9 @@ impl StrIndex {
 pub struct PrefixMap<V> {
     v4: Vec<(u8, HashMap<u32, V, Hasher>)>,
     v6: Vec<(u8, HashMap<u128, V, Hasher>)>,
+    /// Per IPv4 prefix length ≥ 16 (same order as `v4`): one bit per /16 that holds a
+    /// network of that length, so most misses cost a bit test instead of a hash probe.
+    v4_present: Vec<Option<Box<[u64]>>>,
 }
 
 impl<V> Default for PrefixMap<V> {
@@ -146,6 +149,7 @@ impl<V> Default for PrefixMap<V> {
         PrefixMap {
             v4: Vec::new(),
             v6: Vec::new(),
+            v4_present: Vec::new(),
         }
     }
 }
@@ -159,12 +163,24 @@ impl<V> PrefixMap<V> {
                     Some(pos) => pos,
                     None => {
                         self.v4.push((len, HashMap::default()));
+                        self.v4_present
+                            .push((len >= 16).then(|| vec![0u64; 1024].into_boxed_slice()));
                         // Longest prefix first: the most specific match is reported first.
-                        self.v4.sort_by_key(|entry| std::cmp::Reverse(entry.0));
+                        let mut paired: Vec<_> = std::mem::take(&mut self.v4)
+                            .into_iter()
+                            .zip(std::mem::take(&mut self.v4_present))
+                            .collect();
+                        paired.sort_by_key(|(entry, _)| std::cmp::Reverse(entry.0));
+                        (self.v4, self.v4_present) = paired.into_iter().unzip();
                         self.v4.iter().position(|(l, _)| *l == len).unwrap_or(0)
                     }
                 };
-                self.v4[pos].1.entry(u32::from(v4)).or_insert_with(init)
+                let bits = u32::from(v4);
+                if let Some(present) = &mut self.v4_present[pos] {
+                    let slash16 = (bits >> 16) as usize;
+                    present[slash16 / 64] |= 1 << (slash16 % 64);
+                }
+                self.v4[pos].1.entry(bits).or_insert_with(init)
             }
             IpAddr::V6(v6) => {
                 let pos = match self.v6.iter().position(|(l, _)| *l == len) {
@@ -186,7 +202,13 @@ impl<V> PrefixMap<V> {
         match addr {
             IpAddr::V4(v4) => {
                 let bits = u32::from(v4);
-                for (len, map) in &self.v4 {
+                let slash16 = (bits >> 16) as usize;
+                for ((len, map), present) in self.v4.iter().zip(&self.v4_present) {
+                    if let Some(present) = present {
+                        if present[slash16 / 64] & (1 << (slash16 % 64)) == 0 {
+                            continue;
+                        }
+                    }
                     if let Some(value) = map.get(&crate::pipeline::normalize::mask_u32(bits, *len))
                     {
                         found(*len, value);
@@ -240,6 +262,7 @@ impl<V> PrefixMap<V> {
                 .iter()
                 .map(|(_, map)| map.capacity() * (17 + entry))
                 .sum::<usize>()
+            + self.v4_present.iter().flatten().count() * 8192
     }
 }
 

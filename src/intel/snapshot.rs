@@ -274,12 +274,15 @@ impl IntelSnapshot {
 
     /// Hosts: `domain` attributes for the host and each parent, `hostname` attributes exact.
     pub fn match_host(&self, host: &str, found: &mut dyn FnMut(u32)) {
-        self.emit(self.hostname.get(host), found);
+        if !self.hostname.is_empty() {
+            self.emit(self.hostname.get(host), found);
+        }
         if self.domain.is_empty() {
             return;
         }
         self.emit(self.domain.get(host), found);
-        for parent in normalize::parent_domains(host) {
+        // Parents down to the registrable level; a bare TLD is never a MISP domain.
+        for parent in normalize::parent_domains(host).filter(|parent| parent.contains('.')) {
             self.emit(self.domain.get(parent), found);
         }
     }

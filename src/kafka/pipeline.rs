@@ -729,8 +729,8 @@ impl Worker {
                 offset: job.offset,
                 input_timestamp_ms: job.timestamp_ms,
             });
-            let record =
-                BaseRecord::with_opaque_to(&self.topics.enriched, group).payload(&job.payload);
+            let record = BaseRecord::with_opaque_to(&self.topics.enriched, group)
+                .payload(job.payload.as_slice());
             let record = match &job.key {
                 Some(key) => record.key(key.as_slice()),
                 None => record,
@@ -772,16 +772,12 @@ impl Worker {
                     counts.outcomes[1] += 1;
                     self.shared.stats.unmatched.fetch_add(1, Ordering::Relaxed);
                 }
-                let key = self
-                    .processor
-                    .extraction()
-                    .agent_id()
-                    .map(|id| id.as_bytes().to_vec());
-                let payload = self.processor.output().to_vec();
+                let key = self.processor.extraction().agent_id().map(str::as_bytes);
+                let payload = self.processor.output_for(&job.payload);
                 let record =
-                    BaseRecord::with_opaque_to(&self.topics.enriched, group(1)).payload(&payload);
-                let record = match &key {
-                    Some(key) => record.key(key.as_slice()),
+                    BaseRecord::with_opaque_to(&self.topics.enriched, group(1)).payload(payload);
+                let record = match key {
+                    Some(key) => record.key(key),
                     None => record,
                 };
                 self.send(record);
@@ -825,7 +821,7 @@ impl Worker {
                         value: Some(offset.as_str()),
                     });
                 let record = BaseRecord::with_opaque_to(&self.topics.dlq, group(1))
-                    .payload(&job.payload)
+                    .payload(job.payload.as_slice())
                     .headers(headers);
                 let record = match &job.key {
                     Some(key) => record.key(key.as_slice()),
@@ -837,7 +833,7 @@ impl Worker {
     }
 
     /// Sends, retrying while the producer queue is full (backpressure).
-    fn send(&self, mut record: BaseRecord<'_, [u8], Vec<u8>, Arc<AckGroup>>) {
+    fn send(&self, mut record: BaseRecord<'_, [u8], [u8], Arc<AckGroup>>) {
         loop {
             match self.producer.send(record) {
                 Ok(()) => return,

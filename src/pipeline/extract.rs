@@ -184,6 +184,8 @@ pub struct Extractor {
     http_path: Option<String>,
     /// Keep free texts for the Aho-Corasick scan (set when the snapshot has text patterns).
     pub collect_texts: bool,
+    /// Normalised values are written here before being copied into the extraction.
+    scratch: String,
 }
 
 impl Default for Extractor {
@@ -201,6 +203,7 @@ impl Extractor {
             http_host: None,
             http_path: None,
             collect_texts: false,
+            scratch: String::with_capacity(256),
         }
     }
 
@@ -269,7 +272,7 @@ impl Extractor {
                         self.path.push('.');
                     }
                     self.path.push_str(child_key);
-                    let role = self.table.role(&self.path, child_key);
+                    let role = self.table.role(&self.path, key.unwrap_or(""), child_key);
                     if role != Some(Role::Skip) {
                         match (role, nodes.get(value_idx)) {
                             (Some(role), Some(Node::String(text))) => self.leaf(role, text, out),
@@ -326,6 +329,14 @@ impl Extractor {
         if text.len() < 4 {
             return;
         }
+        // Every observable but a bare hash has a '.', ':' or '@' (or a defanged form of one).
+        let bytes = text.as_bytes();
+        if bytes.len() < 32
+            && memchr::memchr3(b'.', b':', b'@', bytes).is_none()
+            && memchr::memchr2(b'[', b'(', bytes).is_none()
+        {
+            return;
+        }
         if self.collect_texts {
             out.push_text(&self.path, text);
         }
@@ -343,9 +354,7 @@ impl Extractor {
         match role {
             Role::Skip => {}
             Role::Ip => match normalize::parse_ip(value) {
-                Some(ip) if !normalize::is_noise_ip(&ip) => {
-                    out.push(IocKind::Ip, &ip.to_string(), &self.path, false, Some(ip));
-                }
+                Some(ip) if !normalize::is_noise_ip(&ip) => self.push_ip(ip, out),
                 Some(_) => {}
                 None => self.host(value, out),
             },
@@ -389,21 +398,24 @@ impl Extractor {
                 }
                 None => self.free_text(value, out),
             },
-            Role::Hash => match normalize::normalize_hash(value) {
-                Some(hash) => out.push(IocKind::Hash, &hash, &self.path, false, None),
-                None => self.free_text(value, out),
-            },
+            Role::Hash => {
+                if normalize::normalize_hash_into(value, &mut self.scratch) {
+                    out.push(IocKind::Hash, &self.scratch, &self.path, false, None);
+                } else {
+                    self.free_text(value, out);
+                }
+            }
             Role::HashList => {
                 for part in value.split([',', ';', ' ']) {
                     let hash = part.split_once('=').map_or(part, |(_, hash)| hash);
-                    if let Some(hash) = normalize::normalize_hash(hash) {
-                        out.push(IocKind::Hash, &hash, &self.path, false, None);
+                    if normalize::normalize_hash_into(hash, &mut self.scratch) {
+                        out.push(IocKind::Hash, &self.scratch, &self.path, false, None);
                     }
                 }
             }
             Role::FilePath => {
-                if let Some(name) = normalize::normalize_filename(value) {
-                    out.push(IocKind::Filename, &name, &self.path, false, None);
+                if normalize::normalize_filename_into(value, &mut self.scratch) {
+                    out.push(IocKind::Filename, &self.scratch, &self.path, false, None);
                 }
             }
             Role::PathOrRegKey => {
@@ -414,8 +426,8 @@ impl Extractor {
                     if let Some(text) = normalize::normalize_text(value) {
                         out.push(IocKind::Text, &text, &self.path, false, None);
                     }
-                } else if let Some(name) = normalize::normalize_filename(value) {
-                    out.push(IocKind::Filename, &name, &self.path, false, None);
+                } else if normalize::normalize_filename_into(value, &mut self.scratch) {
+                    out.push(IocKind::Filename, &self.scratch, &self.path, false, None);
                 }
             }
             Role::DnsResults => {
@@ -431,13 +443,11 @@ impl Extractor {
                         part
                     };
                     match normalize::parse_ip(candidate) {
-                        Some(ip) if !normalize::is_noise_ip(&ip) => {
-                            out.push(IocKind::Ip, &ip.to_string(), &self.path, false, Some(ip))
-                        }
+                        Some(ip) if !normalize::is_noise_ip(&ip) => self.push_ip(ip, out),
                         Some(_) => {}
                         None => {
-                            if let Some(domain) = normalize::normalize_domain(candidate) {
-                                out.push(IocKind::Domain, &domain, &self.path, false, None);
+                            if normalize::normalize_domain_into(candidate, &mut self.scratch) {
+                                out.push(IocKind::Domain, &self.scratch, &self.path, false, None);
                             }
                         }
                     }
@@ -452,14 +462,21 @@ impl Extractor {
         }
     }
 
+    fn push_ip(&mut self, ip: IpAddr, out: &mut Extraction) {
+        use std::fmt::Write;
+        self.scratch.clear();
+        let _ = write!(self.scratch, "{ip}");
+        out.push(IocKind::Ip, &self.scratch, &self.path, false, Some(ip));
+    }
+
     /// A host field: an IP, a domain, or (for odd values) free text.
     fn host(&mut self, value: &str, out: &mut Extraction) {
         if let Some(ip) = normalize::parse_ip(value) {
             if !normalize::is_noise_ip(&ip) {
-                out.push(IocKind::Ip, &ip.to_string(), &self.path, false, Some(ip));
+                self.push_ip(ip, out);
             }
-        } else if let Some(domain) = normalize::normalize_domain(value) {
-            out.push(IocKind::Domain, &domain, &self.path, false, None);
+        } else if normalize::normalize_domain_into(value, &mut self.scratch) {
+            out.push(IocKind::Domain, &self.scratch, &self.path, false, None);
         } else if let Some(url) = normalize::normalize_url(value) {
             out.push(IocKind::Url, &url.url, &self.path, false, None);
         } else if value.contains(' ') {

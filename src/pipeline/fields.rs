@@ -223,55 +223,61 @@ pub static FIELD_TABLE: &[(&str, Role)] = &[
     ("previous_output", Role::FreeText),
 ];
 
-/// The table compiled for lookups on the hot path.
+/// Everything the table says about one key name.
+#[derive(Debug, Default)]
+struct KeyRules {
+    /// Full paths ending in this key, with their role (`data.http.url`).
+    paths: Vec<(&'static str, Role)>,
+    /// Parent key → role, for `*.parent.key` patterns (`*.columns.address`).
+    parents: Vec<(&'static str, Role)>,
+    /// The role of `*.key`.
+    any: Option<Role>,
+}
+
+/// The table compiled for lookups on the hot path: one hash of the key name per field, then a
+/// few string comparisons only for keys that have path-specific rules.
 pub struct FieldTable {
-    by_path: HashMap<&'static str, Role, foldhash::fast::RandomState>,
-    by_key: HashMap<&'static str, Role, foldhash::fast::RandomState>,
-    /// Path suffixes of two keys (`columns.address`), matched on the last two segments.
-    by_key_pair: HashMap<&'static str, Role, foldhash::fast::RandomState>,
+    by_key: HashMap<&'static str, KeyRules, foldhash::fast::FixedState>,
 }
 
 impl FieldTable {
     pub fn new(entries: &'static [(&'static str, Role)]) -> Self {
-        let mut table = FieldTable {
-            by_path: HashMap::default(),
-            by_key: HashMap::default(),
-            by_key_pair: HashMap::default(),
-        };
+        let mut by_key: HashMap<&'static str, KeyRules, foldhash::fast::FixedState> =
+            HashMap::default();
         for &(pattern, role) in entries {
-            if let Some(key) = pattern.strip_prefix("*.") {
-                if key.contains('.') {
-                    table.by_key_pair.insert(key, role);
-                } else {
-                    table.by_key.insert(key, role);
+            if let Some(rest) = pattern.strip_prefix("*.") {
+                match rest.rsplit_once('.') {
+                    Some((parent, key)) => {
+                        by_key.entry(key).or_default().parents.push((parent, role))
+                    }
+                    None => by_key.entry(rest).or_default().any = Some(role),
                 }
             } else {
-                table.by_path.insert(pattern, role);
+                let key = pattern.rsplit('.').next().unwrap_or(pattern);
+                by_key.entry(key).or_default().paths.push((pattern, role));
             }
         }
-        table
+        FieldTable { by_key }
     }
 
     /// The role of the field at `path` whose last key is `key`. `None`: not in the table.
+    /// An exact path wins over `*.parent.key`, which wins over `*.key`.
     #[inline]
-    pub fn role(&self, path: &str, key: &str) -> Option<Role> {
-        if let Some(role) = self.by_path.get(path) {
-            return Some(*role);
+    pub fn role(&self, path: &str, parent_key: &str, key: &str) -> Option<Role> {
+        let rules = self.by_key.get(key)?;
+        for (full, role) in &rules.paths {
+            if *full == path {
+                return Some(*role);
+            }
         }
-        if let Some(role) = self.by_key.get(key) {
-            return Some(*role);
-        }
-        if !self.by_key_pair.is_empty() {
-            if let Some(parent_end) = path.len().checked_sub(key.len() + 1) {
-                let parent = &path[..parent_end];
-                let parent_key = parent.rsplit('.').next().unwrap_or(parent);
-                let pair_start = path.len() - key.len() - 1 - parent_key.len();
-                if let Some(role) = self.by_key_pair.get(&path[pair_start..]) {
+        if !rules.parents.is_empty() {
+            for (parent, role) in &rules.parents {
+                if *parent == parent_key {
                     return Some(*role);
                 }
             }
         }
-        None
+        rules.any
     }
 }
 
@@ -302,7 +308,8 @@ mod tests {
             ("data.unknown_field", "unknown_field", None),
         ];
         for (path, key, want) in cases {
-            assert_eq!(table.role(path, key), *want, "{path}");
+            let parent = path.rsplit('.').nth(1).unwrap_or("");
+            assert_eq!(table.role(path, parent, key), *want, "{path}");
         }
     }
 

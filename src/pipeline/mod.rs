@@ -80,6 +80,8 @@ pub struct Processor {
     output: Vec<u8>,
     /// Observables extracted since the last `take_counts`, by kind.
     observable_counts: [u64; 8],
+    /// The last alert was unmatched and is the payload itself (no copy made).
+    output_is_payload: bool,
     /// Alerts processed; every `TIMING_SAMPLE`-th one is timed stage by stage.
     processed: u64,
     /// Stage timings of sampled alerts since the last `take_timings` (decode, extract, match, enrich).
@@ -109,13 +111,24 @@ impl Processor {
             output: Vec::with_capacity(8192),
             observable_counts: [0; 8],
             processed: 0,
+            output_is_payload: false,
             timings: Vec::new(),
         }
     }
 
-    /// The output record of the last `process` (enriched, or the alert itself if unmatched).
+    /// The enriched alert of the last `process` that returned `Outcome::Enriched`.
     pub fn output(&self) -> &[u8] {
         &self.output
+    }
+
+    /// The output record of the last `process` of `payload`: the enriched alert, or for an
+    /// unmatched alert the alert itself (the payload, or the alert a shipper wrapped in it).
+    pub fn output_for<'a>(&'a self, payload: &'a [u8]) -> &'a [u8] {
+        if self.output_is_payload {
+            payload
+        } else {
+            &self.output
+        }
     }
 
     /// The observables of the last processed alert.
@@ -142,6 +155,7 @@ impl Processor {
     /// Runs one message through decode → extract → match → enrich.
     pub fn process(&mut self, payload: &[u8], snapshot: &IntelSnapshot) -> Outcome {
         self.processed += 1;
+        self.output_is_payload = false;
         let mut clock = (self.processed % TIMING_SAMPLE == 0).then(|| StageClock {
             started: Instant::now(),
             stages: [Duration::ZERO; 4],
@@ -158,6 +172,7 @@ impl Processor {
         self.extractor.collect_texts = snapshot.has_automaton();
         self.input.clear();
         self.input.extend_from_slice(payload);
+        let mut raw = false;
         let mut tape = self
             .tape
             .take()
@@ -167,23 +182,26 @@ impl Processor {
             Err(err) => Outcome::DeadLetter(DecodeError::InvalidJson(err.to_string())),
             Ok(()) => match locate_alert(&tape.0, &self.options.nested_keys) {
                 Err(err) => Outcome::DeadLetter(err),
-                Ok(AlertLocation::Raw) => run_stages(
-                    &tape.0,
-                    0,
-                    payload,
-                    snapshot,
-                    &mut clock,
-                    &mut self.extractor,
-                    &mut self.extraction,
-                    &mut self.matcher,
-                    &mut self.hits,
-                    &self.options.enrich,
-                    &mut self.output,
-                ),
+                Ok(AlertLocation::Raw) => {
+                    raw = true;
+                    run_stages(
+                        &tape.0,
+                        0,
+                        payload,
+                        snapshot,
+                        &mut clock,
+                        &mut self.extractor,
+                        &mut self.extraction,
+                        &mut self.matcher,
+                        &mut self.hits,
+                        &self.options.enrich,
+                        &mut self.output,
+                    )
+                }
                 Ok(AlertLocation::Nested { idx, .. }) => {
                     self.nested.clear();
                     decode::write_json(&tape.0, idx, &mut self.nested);
-                    run_stages(
+                    let outcome = run_stages(
                         &tape.0,
                         idx,
                         &self.nested,
@@ -195,7 +213,11 @@ impl Processor {
                         &mut self.hits,
                         &self.options.enrich,
                         &mut self.output,
-                    )
+                    );
+                    if outcome == Outcome::Unmatched {
+                        self.output.extend_from_slice(&self.nested);
+                    }
+                    outcome
                 }
                 Ok(AlertLocation::MessageString(text)) => {
                     self.inner_input.clear();
@@ -232,12 +254,16 @@ impl Processor {
                             )),
                         },
                     };
+                    if outcome == Outcome::Unmatched {
+                        self.output.extend_from_slice(text.as_bytes());
+                    }
                     self.inner_tape = Some(inner.reset());
                     outcome
                 }
             },
         };
         self.tape = Some(tape.reset());
+        self.output_is_payload = raw && result == Outcome::Unmatched;
         if let Some(clock) = clock {
             if !matches!(result, Outcome::DeadLetter(_)) {
                 self.timings.push(clock.stages);
@@ -272,8 +298,8 @@ fn run_stages(
     matcher.match_all(snapshot, extraction, hits);
     tick(clock, 2);
     let outcome = if hits.is_empty() {
+        // The caller decides whether the alert must be copied (it is the payload when raw).
         output.clear();
-        output.extend_from_slice(alert_bytes);
         Outcome::Unmatched
     } else {
         write_enriched(

@@ -151,11 +151,20 @@ pub fn mask_u128(bits: u128, len: u8) -> u128 {
 /// least two labels, an alphabetic (or punycode) top-level label. Returns `None` for anything
 /// that cannot be a domain (including IP addresses).
 pub fn normalize_domain(raw: &str) -> Option<String> {
+    let mut out = String::new();
+    normalize_domain_into(raw, &mut out).then_some(out)
+}
+
+/// `normalize_domain` into a reused buffer; false (buffer unspecified) when not a domain.
+pub fn normalize_domain_into(raw: &str, out: &mut String) -> bool {
     let text = raw.trim().trim_end_matches('.');
     if !is_domain_shape(text) {
-        return None;
+        return false;
     }
-    Some(text.to_ascii_lowercase())
+    out.clear();
+    out.push_str(text);
+    out.make_ascii_lowercase();
+    true
 }
 
 /// True when `text` (already trimmed, without a trailing dot) is shaped like a domain name.
@@ -323,21 +332,23 @@ pub fn host_of(value: &str) -> &str {
 /// Lower-case hex of a hash value, colons removed (`x509` fingerprints, Suricata TLS
 /// fingerprints). `None` unless every character is hex and the length is one of a hash's.
 pub fn normalize_hash(raw: &str) -> Option<String> {
+    let mut out = String::new();
+    normalize_hash_into(raw, &mut out).then_some(out)
+}
+
+/// `normalize_hash` into a reused buffer; false when not a hash.
+pub fn normalize_hash_into(raw: &str, out: &mut String) -> bool {
     let text = raw.trim();
-    let mut out = String::with_capacity(text.len());
+    out.clear();
     for byte in text.bytes() {
         match byte {
             b'0'..=b'9' | b'a'..=b'f' => out.push(byte as char),
             b'A'..=b'F' => out.push((byte + 32) as char),
             b':' => {}
-            _ => return None,
+            _ => return false,
         }
     }
-    if is_hash_len(out.len()) && !out.bytes().all(|b| b == b'0') {
-        Some(out)
-    } else {
-        None
-    }
+    is_hash_len(out.len()) && !out.bytes().all(|b| b == b'0')
 }
 
 /// md5/imphash 32, sha1 40, sha224 56, sha256 64, sha384 96, sha512 128.
@@ -400,12 +411,26 @@ pub fn collapse_backslashes(raw: &str) -> std::borrow::Cow<'_, str> {
 
 /// The lower-cased basename of a Windows or POSIX path, `None` for an empty one.
 pub fn normalize_filename(raw: &str) -> Option<String> {
-    let path = collapse_backslashes(raw.trim().trim_matches('"'));
+    let mut out = String::new();
+    normalize_filename_into(raw, &mut out).then_some(out)
+}
+
+/// `normalize_filename` into a reused buffer; false when there is no file name.
+pub fn normalize_filename_into(raw: &str, out: &mut String) -> bool {
+    // The basename is after the last separator; doubled backslashes do not change that.
+    let path = raw.trim().trim_matches('"');
     let base = path.rsplit(['\\', '/']).next().unwrap_or("").trim();
     if base.is_empty() || base == "-" || base.len() > 255 {
-        return None;
+        return false;
     }
-    Some(base.to_lowercase())
+    out.clear();
+    if base.is_ascii() {
+        out.push_str(base);
+        out.make_ascii_lowercase();
+    } else {
+        out.extend(base.chars().flat_map(char::to_lowercase));
+    }
+    true
 }
 
 /// Exact-string observables (user-agents, mutexes, registry keys): lower-cased, backslashes

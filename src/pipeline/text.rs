@@ -50,46 +50,54 @@ const fn url_end_table() -> [bool; 256] {
 }
 static URL_END: [bool; 256] = url_end_table();
 
-/// Reusable scanner state: the re-fang buffer.
+/// Reusable scanner state: the re-fang buffer and a scratch buffer for normalised values.
 #[derive(Default)]
 pub struct TextScanner {
     refanged: String,
+    scratch: String,
 }
 
 /// True when the text holds a defanged marker worth rewriting.
 fn looks_defanged(text: &str) -> bool {
     let bytes = text.as_bytes();
-    memchr_any(bytes, b'[') || memchr_any(bytes, b'(') || contains_ci(bytes, b"hxxp")
+    if let Some(pos) = memchr::memchr3(b'[', b'(', b'{', bytes) {
+        let rest = &bytes[pos..];
+        if memchr::memchr3_iter(b'[', b'(', b'{', rest).any(|at| {
+            REPLACEMENTS
+                .iter()
+                .any(|(pattern, _)| rest[at..].starts_with(pattern))
+        }) {
+            return true;
+        }
+    }
+    memchr::memchr2_iter(b'x', b'X', bytes).any(|pos| {
+        pos > 0
+            && bytes[pos - 1].eq_ignore_ascii_case(&b'h')
+            && bytes
+                .get(pos + 1)
+                .is_some_and(|b| b.eq_ignore_ascii_case(&b'x'))
+    })
 }
 
-fn memchr_any(bytes: &[u8], needle: u8) -> bool {
-    bytes.contains(&needle)
-}
-
-fn contains_ci(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window.eq_ignore_ascii_case(needle))
-}
+const REPLACEMENTS: [(&[u8], &str); 11] = [
+    (b"[.]", "."),
+    (b"(.)", "."),
+    (b"{.}", "."),
+    (b"[dot]", "."),
+    (b"[:]", ":"),
+    (b"[://]", "://"),
+    (b"[@]", "@"),
+    (b"(@)", "@"),
+    (b"[at]", "@"),
+    (b"hxxp", "http"),
+    (b"HXXP", "HTTP"),
+];
 
 /// Rewrites `hxxp`, `[.]`, `(.)`, `[dot]`, `[:]`, `[@]`, `(@)`, `[at]`, `[://]` to their plain forms.
 pub fn refang_into(text: &str, out: &mut String) {
     out.clear();
     let bytes = text.as_bytes();
     let mut idx = 0;
-    const REPLACEMENTS: [(&[u8], &str); 11] = [
-        (b"[.]", "."),
-        (b"(.)", "."),
-        (b"{.}", "."),
-        (b"[dot]", "."),
-        (b"[:]", ":"),
-        (b"[://]", "://"),
-        (b"[@]", "@"),
-        (b"(@)", "@"),
-        (b"[at]", "@"),
-        (b"hxxp", "http"),
-        (b"HXXP", "HTTP"),
-    ];
     let mut run_start = 0;
     'outer: while idx < bytes.len() {
         let b = bytes[idx];
@@ -115,19 +123,23 @@ impl TextScanner {
         if looks_defanged(text) {
             let mut buffer = std::mem::take(&mut self.refanged);
             refang_into(text, &mut buffer);
-            scan_plain(&buffer, emit);
+            scan_plain(&buffer, &mut self.scratch, emit);
             self.refanged = buffer;
         } else {
-            scan_plain(text, emit);
+            scan_plain(text, &mut self.scratch, emit);
         }
     }
 }
 
-fn scan_plain(text: &str, emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>)) {
+fn scan_plain(
+    text: &str,
+    scratch: &mut String,
+    emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>),
+) {
     let bytes = text.as_bytes();
     // URLs first: every "://" with a scheme before it.
     let mut search_from = 0;
-    while let Some(rel) = find_sub(&bytes[search_from..], b"://") {
+    while let Some(rel) = find_scheme_separator(&bytes[search_from..]) {
         let sep = search_from + rel;
         let mut start = sep;
         while start > 0
@@ -172,57 +184,73 @@ fn scan_plain(text: &str, emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>)) {
         while idx < bytes.len() && TOKEN_BYTE[bytes[idx] as usize] {
             idx += 1;
         }
-        classify_token(&text[start..idx], emit);
+        classify_token(&text[start..idx], scratch, emit);
     }
 }
 
-fn find_sub(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
+/// Position of the next `://`.
+fn find_scheme_separator(bytes: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b':', bytes).find(|&at| bytes[at + 1..].starts_with(b"//"))
 }
 
 /// Classifies one whole token. Leading and trailing `.`, `:`, `-`, `_` are sentence punctuation.
-pub fn classify_token(raw: &str, emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>)) {
-    let token = raw.trim_matches(|c| matches!(c, '.' | ':' | '-' | '_'));
+pub fn classify_token(
+    raw: &str,
+    scratch: &mut String,
+    emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>),
+) {
+    // Tokens are ASCII (see TOKEN_BYTE), so byte-wise trimming keeps char boundaries.
+    let punctuation = |b: &u8| matches!(b, b'.' | b':' | b'-' | b'_');
+    let raw_bytes = raw.as_bytes();
+    let start = raw_bytes
+        .iter()
+        .position(|b| !punctuation(b))
+        .unwrap_or(raw_bytes.len());
+    let end = raw_bytes
+        .iter()
+        .rposition(|b| !punctuation(b))
+        .map_or(start, |idx| idx + 1);
+    let token = &raw[start..end];
     let bytes = token.as_bytes();
     if bytes.len() < 4 {
         // Shortest observables: "a.io", "::1" (noise anyway).
         return;
     }
-    if let Some(at) = token.rfind('@') {
-        if let Some(email) = normalize::normalize_email(token) {
-            emit(IocKind::Email, &email, None);
-            if let Some(domain) = normalize::normalize_domain(&token[at + 1..]) {
-                emit(IocKind::Domain, &domain, None);
-            }
-        }
-        return;
-    }
     let mut n_dots = 0;
     let mut n_colons = 0;
+    let mut last_at = None;
     let mut all_hex = true;
-    for &b in bytes {
+    for (idx, &b) in bytes.iter().enumerate() {
         match b {
             b'.' => n_dots += 1,
             b':' => n_colons += 1,
+            b'@' => last_at = Some(idx),
             _ => {}
         }
         all_hex &= b.is_ascii_hexdigit();
     }
-    if all_hex {
-        if normalize::is_hash_len(bytes.len()) {
-            if let Some(hash) = normalize::normalize_hash(token) {
-                emit(IocKind::Hash, &hash, None);
+    if let Some(at) = last_at {
+        if let Some(email) = normalize::normalize_email(token) {
+            emit(IocKind::Email, &email, None);
+            if normalize::normalize_domain_into(&token[at + 1..], scratch) {
+                emit(IocKind::Domain, scratch, None);
             }
+        }
+        return;
+    }
+    if n_dots == 0 && n_colons == 0 && !all_hex {
+        return;
+    }
+    if all_hex {
+        if normalize::is_hash_len(bytes.len()) && normalize::normalize_hash_into(token, scratch) {
+            emit(IocKind::Hash, scratch, None);
         }
         return;
     }
     if n_colons >= 2 || (n_dots == 3 && bytes[0].is_ascii_digit()) {
         if let Some(ip) = parse_ip(token) {
             if !normalize::is_noise_ip(&ip) {
-                let text = ip.to_string();
-                emit(IocKind::Ip, &text, Some(ip));
+                emit_ip(ip, scratch, emit);
             }
             return;
         }
@@ -240,17 +268,25 @@ pub fn classify_token(raw: &str, emit: &mut dyn FnMut(IocKind, &str, Option<IpAd
             // A dotted number that is not an IP (version strings, 1.2.3.4.5).
             if let Some(ip) = parse_ip(host) {
                 if !normalize::is_noise_ip(&ip) {
-                    let text = ip.to_string();
-                    emit(IocKind::Ip, &text, Some(ip));
+                    emit_ip(ip, scratch, emit);
                 }
             }
             return;
         }
         if normalize::is_domain_shape(host) {
-            let lower = host.to_ascii_lowercase();
-            emit(IocKind::Domain, &lower, None);
+            scratch.clear();
+            scratch.push_str(host);
+            scratch.make_ascii_lowercase();
+            emit(IocKind::Domain, scratch, None);
         }
     }
+}
+
+fn emit_ip(ip: IpAddr, scratch: &mut String, emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>)) {
+    use std::fmt::Write;
+    scratch.clear();
+    let _ = write!(scratch, "{ip}");
+    emit(IocKind::Ip, scratch, Some(ip));
 }
 
 #[cfg(test)]

@@ -9,6 +9,18 @@ fn planted_indicators_are_found_and_nothing_else() {
         let intel = GenIntel::generate(20_000, seed);
         let snapshot = intel.build();
         let alerts = generate_alerts(3_000, &intel, 0.3, seed + 100);
+        let cidrs: Vec<(u32, u32, String)> = intel
+            .attributes
+            .iter()
+            .filter_map(|a| {
+                let (net, len) = a.value.split_once('/')?;
+                Some((
+                    u32::from(net.parse::<std::net::Ipv4Addr>().ok()?),
+                    len.parse().ok()?,
+                    a.value.clone(),
+                ))
+            })
+            .collect();
         let mut processor = Processor::new(ProcessorOptions::default());
         let mut planted_total = 0;
         let mut families_with_hits = std::collections::HashSet::new();
@@ -35,6 +47,19 @@ fn planted_indicators_are_found_and_nothing_else() {
             };
             found.sort();
             let mut planted = alert.planted.clone();
+            // A planted address may also fall inside a generated CIDR: that is a match too.
+            for value in &alert.planted {
+                if let Ok(ip) = value.parse::<std::net::Ipv4Addr>() {
+                    planted.extend(
+                        cidrs
+                            .iter()
+                            .filter(|(net, len, _)| {
+                                u32::from(ip) >> (32 - len) == net >> (32 - len)
+                            })
+                            .map(|(_, _, text)| text.clone()),
+                    );
+                }
+            }
             planted.sort();
             assert_eq!(
                 found, planted,
