@@ -32,26 +32,25 @@ pub struct EventInfo {
     pub tags: Box<[u32]>,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Uuid {
-    Canonical(u128),
-    Text(u32, u32),
-}
-
-/// One MISP attribute, compact.
+/// One MISP attribute, compact (48 bytes, 4-byte aligned): strings live in the snapshot's
+/// arena; first/last seen, rarely set, live in a side map.
 #[derive(Debug, Clone, Copy)]
 struct Record {
-    uuid: Uuid,
+    /// A canonical uuid's 16 bytes, or (flag `UUID_TEXT`) arena start and length in the
+    /// first 8 bytes.
+    uuid: [u8; 16],
     value: (u32, u32),
-    first_seen: (u32, u32),
-    last_seen: (u32, u32),
     tags: (u32, u32),
     event: u32,
-    timestamp: i64,
+    /// Unix seconds (u32 lasts until 2106).
+    timestamp: u32,
     misp_type: u16,
     category: u16,
-    to_ids: bool,
+    flags: u8,
 }
+
+const TO_IDS: u8 = 1;
+const UUID_TEXT: u8 = 2;
 
 /// A borrowed view of one attribute.
 #[derive(Debug, Clone, Copy)]
@@ -141,6 +140,8 @@ pub struct SnapshotStats {
 /// The indicator set.
 pub struct IntelSnapshot {
     records: Vec<Record>,
+    /// first_seen / last_seen ranges of the attributes that have them.
+    seen: HashMap<u32, ((u32, u32), (u32, u32))>,
     arena: String,
     events: Vec<EventInfo>,
     tag_names: Vec<Box<str>>,
@@ -198,6 +199,7 @@ impl IntelSnapshot {
 
     pub fn attribute(&self, id: u32) -> Attribute<'_> {
         let record = &self.records[id as usize];
+        let seen = self.seen.get(&id);
         let opt = |range: (u32, u32)| {
             if range.1 == 0 {
                 None
@@ -205,19 +207,33 @@ impl IntelSnapshot {
                 Some(self.text(range))
             }
         };
+        let uuid = if record.flags & UUID_TEXT != 0 {
+            let start = u32::from_le_bytes([
+                record.uuid[0],
+                record.uuid[1],
+                record.uuid[2],
+                record.uuid[3],
+            ]);
+            let len = u32::from_le_bytes([
+                record.uuid[4],
+                record.uuid[5],
+                record.uuid[6],
+                record.uuid[7],
+            ]);
+            UuidRef::Text(self.text((start, len)))
+        } else {
+            UuidRef::Canonical(u128::from_be_bytes(record.uuid))
+        };
         Attribute {
             id,
-            uuid: match record.uuid {
-                Uuid::Canonical(bits) => UuidRef::Canonical(bits),
-                Uuid::Text(start, len) => UuidRef::Text(self.text((start, len))),
-            },
+            uuid,
             misp_type: &self.type_names[record.misp_type as usize],
             category: &self.category_names[record.category as usize],
             value: self.text(record.value),
-            to_ids: record.to_ids,
-            timestamp: record.timestamp,
-            first_seen: opt(record.first_seen),
-            last_seen: opt(record.last_seen),
+            to_ids: record.flags & TO_IDS != 0,
+            timestamp: i64::from(record.timestamp),
+            first_seen: seen.and_then(|(first, _)| opt(*first)),
+            last_seen: seen.and_then(|(_, last)| opt(*last)),
             event: &self.events[record.event as usize],
             snapshot: self,
             tags: record.tags,
@@ -377,6 +393,7 @@ impl SnapshotBuilder {
             include_non_ids,
             snapshot: IntelSnapshot {
                 records: Vec::new(),
+                seen: HashMap::new(),
                 arena: String::new(),
                 events: Vec::new(),
                 tag_names: Vec::new(),
@@ -511,16 +528,24 @@ impl SnapshotBuilder {
             self.snapshot.tag_refs.push(tag_id);
         }
         let tag_len = self.snapshot.tag_refs.len() as u32 - tag_start;
+        let mut flags = if input.to_ids { TO_IDS } else { 0 };
         let record_uuid = match uuid {
-            Some(bits) => Uuid::Canonical(bits),
+            Some(bits) => bits.to_be_bytes(),
             None => {
                 let (start, len) = self.push_text(input.uuid);
-                Uuid::Text(start, len)
+                flags |= UUID_TEXT;
+                let mut bytes = [0u8; 16];
+                bytes[..4].copy_from_slice(&start.to_le_bytes());
+                bytes[4..8].copy_from_slice(&len.to_le_bytes());
+                bytes
             }
         };
         let value = self.push_text(input.value);
-        let first_seen = input.first_seen.map_or((0, 0), |text| self.push_text(text));
-        let last_seen = input.last_seen.map_or((0, 0), |text| self.push_text(text));
+        if input.first_seen.is_some() || input.last_seen.is_some() {
+            let first_seen = input.first_seen.map_or((0, 0), |text| self.push_text(text));
+            let last_seen = input.last_seen.map_or((0, 0), |text| self.push_text(text));
+            self.snapshot.seen.insert(id, (first_seen, last_seen));
+        }
         let misp_type = Self::intern(
             &mut self.type_ids,
             &mut self.snapshot.type_names,
@@ -534,14 +559,12 @@ impl SnapshotBuilder {
         self.snapshot.records.push(Record {
             uuid: record_uuid,
             value,
-            first_seen,
-            last_seen,
             tags: (tag_start, tag_len),
             event,
-            timestamp: input.timestamp,
+            timestamp: u32::try_from(input.timestamp).unwrap_or(0),
             misp_type,
             category,
-            to_ids: input.to_ids,
+            flags,
         });
         self.snapshot.stats.attributes += 1;
         true
@@ -712,4 +735,61 @@ pub fn parse_uuid(text: &str) -> Option<u128> {
         return None;
     }
     Some(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_stays_compact() {
+        // 10M attributes must fit in 1.5 GiB: every byte of Record counts ten million times.
+        assert!(
+            std::mem::size_of::<Record>() <= 48,
+            "{}",
+            std::mem::size_of::<Record>()
+        );
+    }
+
+    #[test]
+    fn uuids_and_seen_round_trip() {
+        let mut builder = SnapshotBuilder::new(true, None);
+        let event = builder.add_event(EventInfo::default(), &[]);
+        let canonical = "5f1c2a3b-0d6e-4c1a-9f00-a1b2c3d4e5f6";
+        builder.add_attribute(
+            event,
+            &AttributeInput {
+                uuid: canonical,
+                misp_type: "domain",
+                value: "a.com",
+                to_ids: true,
+                timestamp: 1_764_000_000,
+                ..Default::default()
+            },
+            &["tlp:red"],
+        );
+        builder.add_attribute(
+            event,
+            &AttributeInput {
+                uuid: "feed.csv#3",
+                misp_type: "domain",
+                value: "b.com",
+                first_seen: Some("2026-01-01"),
+                ..Default::default()
+            },
+            &[],
+        );
+        let snapshot = builder.build();
+        let first = snapshot.attribute(0);
+        assert_eq!(first.uuid.to_string(), canonical);
+        assert!(first.to_ids);
+        assert_eq!(first.timestamp, 1_764_000_000);
+        assert_eq!(first.first_seen, None);
+        assert_eq!(first.tags().collect::<Vec<_>>(), ["tlp:red"]);
+        let second = snapshot.attribute(1);
+        assert_eq!(second.uuid.to_string(), "feed.csv#3");
+        assert!(!second.to_ids);
+        assert_eq!(second.first_seen, Some("2026-01-01"));
+        assert_eq!(second.last_seen, None);
+    }
 }
