@@ -116,6 +116,8 @@ fn throughput(
             store: store.clone(),
             shutdown: shutdown.clone(),
             passthrough,
+            sharing: None,
+            sightings: None,
         },
     )
     .unwrap();
@@ -151,6 +153,8 @@ fn latency(
             store: store.clone(),
             shutdown: shutdown.clone(),
             passthrough: false,
+            sharing: None,
+            sightings: None,
         },
     )
     .unwrap();

@@ -475,6 +475,9 @@ impl Config {
         if (self.sightings.enabled || self.sharing.push_to_misp) && self.misp.url.is_none() {
             problems.push("sightings.enabled / sharing.push_to_misp need misp.url".to_string());
         }
+        if self.sharing.push_to_misp {
+            problems.push("sharing.push_to_misp is not available in this version (new IOCs go to topics.iocs only)".to_string());
+        }
         if self.sharing.min_rule_level > 16 {
             problems.push(format!(
                 "sharing.min_rule_level {} is above 16",

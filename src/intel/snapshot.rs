@@ -137,11 +137,14 @@ pub struct SnapshotStats {
     pub skipped_duplicate: usize,
 }
 
+/// Arena ranges of an attribute's first_seen and last_seen ((0, 0) when absent).
+type SeenRanges = ((u32, u32), (u32, u32));
+
 /// The indicator set.
 pub struct IntelSnapshot {
     records: Vec<Record>,
     /// first_seen / last_seen ranges of the attributes that have them.
-    seen: HashMap<u32, ((u32, u32), (u32, u32))>,
+    seen: HashMap<u32, SeenRanges>,
     arena: String,
     events: Vec<EventInfo>,
     tag_names: Vec<Box<str>>,

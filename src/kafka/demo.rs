@@ -133,6 +133,8 @@ pub fn run_demo(repeat: usize) -> Result<DemoReport, String> {
             store,
             shutdown: shutdown.clone(),
             passthrough: false,
+            sharing: None,
+            sightings: None,
         },
     )
     .map_err(|e| e.to_string())?;

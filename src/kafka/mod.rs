@@ -91,12 +91,32 @@ pub fn run_with(
         )))
     };
 
+    let sharing = config.sharing.enabled.then(|| {
+        Arc::new(crate::misp::sharing::IocSharing::new(
+            config.sharing.min_rule_level,
+            Duration::from_secs(config.sharing.dedup_ttl_secs.max(1)),
+        ))
+    });
+    let sightings = match (&misp, config.sightings.enabled) {
+        (Some(client), true) => {
+            let (sender, task) = crate::misp::sightings::sightings(
+                client.clone(),
+                config.sightings.source.clone(),
+                Duration::from_secs(5),
+            );
+            runtime.spawn(task);
+            Some(sender)
+        }
+        _ => None,
+    };
     let handle = start_pipeline(
         &config,
         PipelineDeps {
             store: store.clone(),
             shutdown: shutdown.clone(),
             passthrough: false,
+            sharing,
+            sightings,
         },
     )?;
     let shared = handle.shared.clone();

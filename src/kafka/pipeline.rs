@@ -310,6 +310,10 @@ pub struct PipelineDeps {
     /// Benchmark baseline only: forward each input record unprocessed to `topics.enriched`,
     /// with the same threads, offsets and client settings.
     pub passthrough: bool,
+    /// New IOCs to `topics.iocs` (`sharing.enabled`).
+    pub sharing: Option<Arc<crate::misp::sharing::IocSharing>>,
+    /// Sightings of matched attributes to MISP (`sightings.enabled`).
+    pub sightings: Option<crate::misp::sightings::SightingsSender>,
 }
 
 /// A running pipeline: its shared state (for health and tests) and its thread.
@@ -468,6 +472,8 @@ pub fn start_pipeline(
             topics: config.topics.clone(),
             pass_through: config.output.pass_through,
             passthrough_baseline: deps.passthrough,
+            sharing: deps.sharing.clone(),
+            sightings: deps.sightings.clone(),
         };
         workers.push(
             std::thread::Builder::new()
@@ -655,6 +661,8 @@ struct Worker {
     topics: crate::config::TopicsConfig,
     pass_through: bool,
     passthrough_baseline: bool,
+    sharing: Option<Arc<crate::misp::sharing::IocSharing>>,
+    sightings: Option<crate::misp::sightings::SightingsSender>,
 }
 
 /// Local counters, flushed to `metrics` in batches.
@@ -664,6 +672,7 @@ struct LocalCounts {
     hits: [u64; 8],
     dlq: HashMap<&'static str, u64>,
     n: u64,
+    iocs: u64,
 }
 
 impl Worker {
@@ -707,6 +716,9 @@ impl Worker {
                 metrics::counter!(m::INTEL_HITS, "kind" => kind.as_str()).increment(count);
             }
         }
+        if counts.iocs > 0 {
+            metrics::counter!(m::IOCS_SHARED).increment(counts.iocs);
+        }
         for (reason, count) in counts.dlq.drain() {
             metrics::counter!(m::DLQ_RECORDS, "reason" => reason).increment(count);
         }
@@ -749,45 +761,83 @@ impl Worker {
                 input_timestamp_ms: job.timestamp_ms,
             })
         };
-        match outcome {
-            Outcome::Enriched { .. } | Outcome::Unmatched
-                if matches!(outcome, Outcome::Enriched { .. }) || self.pass_through =>
-            {
-                if let Outcome::Enriched { .. } = outcome {
-                    counts.outcomes[0] += 1;
-                    self.shared.stats.enriched.fetch_add(1, Ordering::Relaxed);
-                    for hit in self.processor.hits() {
-                        if (hit.observable as usize) < self.processor.extraction().len() {
-                            counts.hits[self
-                                .processor
-                                .extraction()
-                                .get(hit.observable as usize)
-                                .kind
-                                .index()] += 1;
+        if let Outcome::DeadLetter(_) = outcome {
+        } else {
+            let enriched = matches!(outcome, Outcome::Enriched { .. });
+            if enriched {
+                counts.outcomes[0] += 1;
+                self.shared.stats.enriched.fetch_add(1, Ordering::Relaxed);
+                let extraction = self.processor.extraction();
+                for hit in self.processor.hits() {
+                    let observable = (hit.observable as usize) < extraction.len();
+                    let kind = if observable {
+                        extraction.get(hit.observable as usize).kind
+                    } else {
+                        crate::model::observable::IocKind::Text
+                    };
+                    counts.hits[kind.index()] += 1;
+                    if let Some(sightings) = &self.sightings {
+                        let attribute = snapshot.attribute(hit.attribute);
+                        let atomic = if observable {
+                            extraction.get(hit.observable as usize).value
                         } else {
-                            counts.hits[crate::model::observable::IocKind::Text.index()] += 1;
-                        }
+                            attribute.value
+                        };
+                        // Sight by the attribute's own value; for composites, the matched part.
+                        let value = match attribute.value.split_once('|') {
+                            Some((first, second)) => {
+                                if second.eq_ignore_ascii_case(atomic) {
+                                    second
+                                } else {
+                                    first
+                                }
+                            }
+                            None => attribute.value,
+                        };
+                        sightings.sight(value);
                     }
-                } else {
-                    counts.outcomes[1] += 1;
-                    self.shared.stats.unmatched.fetch_add(1, Ordering::Relaxed);
                 }
+            } else {
+                counts.outcomes[1] += 1;
+                self.shared.stats.unmatched.fetch_add(1, Ordering::Relaxed);
+            }
+            let iocs = match &self.sharing {
+                Some(sharing) => sharing.collect(
+                    self.processor.extraction(),
+                    self.processor.hits(),
+                    &snapshot,
+                ),
+                None => Vec::new(),
+            };
+            let write_alert = enriched || self.pass_through;
+            let outputs = u32::from(write_alert) + iocs.len() as u32;
+            if outputs == 0 {
+                self.shared.finish(job.partition, job.offset);
+                return;
+            }
+            let ack = group(outputs);
+            if write_alert {
                 let key = self.processor.extraction().agent_id().map(str::as_bytes);
                 let payload = self.processor.output_for(&job.payload);
                 let record =
-                    BaseRecord::with_opaque_to(&self.topics.enriched, group(1)).payload(payload);
+                    BaseRecord::with_opaque_to(&self.topics.enriched, ack.clone()).payload(payload);
                 let record = match key {
                     Some(key) => record.key(key),
                     None => record,
                 };
                 self.send(record);
             }
-            Outcome::Unmatched => {
-                counts.outcomes[1] += 1;
-                self.shared.stats.unmatched.fetch_add(1, Ordering::Relaxed);
-                self.shared.finish(job.partition, job.offset);
+            counts.iocs += iocs.len() as u64;
+            for ioc in &iocs {
+                let record = BaseRecord::with_opaque_to(&self.topics.iocs, ack.clone())
+                    .key(ioc.key.as_bytes())
+                    .payload(ioc.payload.as_slice());
+                self.send(record);
             }
-            Outcome::Enriched { .. } => unreachable!("handled above"),
+            return;
+        }
+        match outcome {
+            Outcome::Enriched { .. } | Outcome::Unmatched => unreachable!("handled above"),
             Outcome::DeadLetter(err) => {
                 counts.outcomes[2] += 1;
                 *counts.dlq.entry(err.code()).or_default() += 1;

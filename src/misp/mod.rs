@@ -12,6 +12,8 @@
 pub mod client;
 pub mod lookup;
 pub mod secret;
+pub mod sharing;
+pub mod sightings;
 
 #[cfg(test)]
 mod tests;

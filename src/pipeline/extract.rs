@@ -41,6 +41,8 @@ pub struct Extraction {
     pub rule_level: Option<u8>,
     /// `agent.id` of the alert (the output record key).
     agent_id: Option<(u32, u32)>,
+    /// `agent.name`, `rule.id`, `rule.description`, `timestamp`, `id` (for shared IOCs).
+    meta: [Option<(u32, u32)>; 5],
     /// Whether the alert object already has a top-level `misp` key (the block is then not added).
     pub has_misp_key: bool,
     /// Whether the alert object already has a top-level `threat` or `wazuh_misp` key.
@@ -55,6 +57,7 @@ impl Extraction {
         self.truncated = 0;
         self.rule_level = None;
         self.agent_id = None;
+        self.meta = [None; 5];
         self.has_misp_key = false;
         self.has_threat_key = false;
     }
@@ -81,6 +84,26 @@ impl Extraction {
     /// `agent.id`, when the alert has one.
     pub fn agent_id(&self) -> Option<&str> {
         self.agent_id.map(|range| self.slice(range))
+    }
+
+    /// Envelope facts of the alert, for shared IOCs.
+    pub fn meta(&self) -> AlertMeta<'_> {
+        let get = |idx: usize| self.meta[idx].map(|range| self.slice(range));
+        AlertMeta {
+            agent_name: get(0),
+            rule_id: get(1),
+            rule_description: get(2),
+            timestamp: get(3),
+            alert_id: get(4),
+        }
+    }
+
+    fn set_meta(&mut self, idx: usize, text: Option<&str>) {
+        if let Some(text) = text {
+            let start = self.arena.len() as u32;
+            self.arena.push_str(text);
+            self.meta[idx] = Some((start, self.arena.len() as u32));
+        }
     }
 
     fn slice(&self, range: (u32, u32)) -> &str {
@@ -175,6 +198,16 @@ impl Extraction {
     }
 }
 
+/// The alert envelope: who saw it, which rule fired, when.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlertMeta<'a> {
+    pub agent_name: Option<&'a str>,
+    pub rule_id: Option<&'a str>,
+    pub rule_description: Option<&'a str>,
+    pub timestamp: Option<&'a str>,
+    pub alert_id: Option<&'a str>,
+}
+
 /// Per-worker extractor: the field table and reusable scratch space.
 pub struct Extractor {
     table: FieldTable,
@@ -224,12 +257,27 @@ impl Extractor {
             };
             let value_idx = idx + 1;
             match *key {
-                "rule" => out.rule_level = rule_level(nodes, value_idx),
+                "rule" => {
+                    out.rule_level = rule_level(nodes, value_idx);
+                    out.set_meta(1, string_member(nodes, value_idx, "id"));
+                    out.set_meta(2, string_member(nodes, value_idx, "description"));
+                }
                 "agent" => {
                     if let Some(id) = string_member(nodes, value_idx, "id") {
                         let start = out.arena.len() as u32;
                         out.arena.push_str(id);
                         out.agent_id = Some((start, out.arena.len() as u32));
+                    }
+                    out.set_meta(0, string_member(nodes, value_idx, "name"));
+                }
+                "timestamp" => {
+                    if let Some(Node::String(text)) = nodes.get(value_idx) {
+                        out.set_meta(3, Some(text));
+                    }
+                }
+                "id" => {
+                    if let Some(Node::String(text)) = nodes.get(value_idx) {
+                        out.set_meta(4, Some(text));
                     }
                 }
                 "misp" => out.has_misp_key = true,

@@ -215,6 +215,8 @@ fn start(config: &Config, store: &Arc<IntelStore>) -> (PipelineHandle, Arc<Atomi
             store: store.clone(),
             shutdown: shutdown.clone(),
             passthrough: false,
+            sharing: None,
+            sightings: None,
         },
     )
     .unwrap();

@@ -56,6 +56,8 @@ fn poison_then_good_commits_past_both() {
             store,
             shutdown: shutdown.clone(),
             passthrough: false,
+            sharing: None,
+            sightings: None,
         },
     )
     .unwrap();
@@ -154,5 +156,99 @@ fn demo_runs_end_to_end() {
     for payload in &report.enriched {
         let value: serde_json::Value = serde_json::from_str(payload).unwrap();
         assert!(validator.is_valid(&value), "{payload}");
+    }
+}
+
+#[test]
+fn new_iocs_go_to_the_ioc_topic_once() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let mut config = Config::default();
+    config.kafka.brokers = brokers.clone();
+    config.kafka.group_id = "mock-iocs".to_string();
+    config.pipeline.workers = 1;
+    config.server.enabled = false;
+    for topic in [
+        &config.topics.input,
+        &config.topics.enriched,
+        &config.topics.dlq,
+        &config.topics.iocs,
+    ] {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let alert = r#"{"rule":{"level":12,"id":"100","description":"x"},"agent":{"id":"009","name":"h"},"data":{"srcip":"77.88.99.10","url":"http://fresh-bad.example/a"}}"#;
+    for _ in 0..3 {
+        producer
+            .send(BaseRecord::<str, str>::to(&config.topics.input).payload(alert))
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let store = Arc::new(IntelStore::new(
+        wazuh_misp::kafka::demo::sample_snapshot().unwrap(),
+    ));
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let sharing = Arc::new(wazuh_misp::misp::sharing::IocSharing::new(
+        10,
+        Duration::from_secs(60),
+    ));
+    let handle = start_pipeline(
+        &config,
+        PipelineDeps {
+            store,
+            shutdown: shutdown.clone(),
+            passthrough: false,
+            sharing: Some(sharing),
+            sightings: None,
+        },
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while handle.shared.stats.consumed.load(Ordering::Acquire) < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    shutdown.store(true, Ordering::Release);
+    handle.join().unwrap();
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "mock-iocs-reader")
+        .create()
+        .unwrap();
+    let mut assign = TopicPartitionList::new();
+    assign
+        .add_partition_offset(&config.topics.iocs, 0, Offset::Beginning)
+        .unwrap();
+    reader.assign(&assign).unwrap();
+    let mut records = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Some(Ok(message)) = reader.poll(Duration::from_millis(100)) {
+            let value: serde_json::Value =
+                serde_json::from_slice(message.payload().unwrap()).unwrap();
+            records.push((
+                String::from_utf8_lossy(message.key().unwrap()).into_owned(),
+                value,
+            ));
+        }
+    }
+    let mut keys: Vec<&str> = records.iter().map(|(key, _)| key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "77.88.99.10",
+            "fresh-bad.example",
+            "http://fresh-bad.example/a"
+        ],
+        "each new IOC once, keyed by value"
+    );
+    for (key, value) in &records {
+        assert_eq!(value["value"], key.as_str());
+        assert_eq!(value["to_ids"], false);
+        assert_eq!(value["wazuh"]["agent"]["id"], "009");
     }
 }

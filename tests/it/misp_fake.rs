@@ -236,3 +236,42 @@ async fn live_lookup_caches_and_breaks() {
         "breaker open: no request sent"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sightings_are_batched_and_deduplicated() {
+    let bodies: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(Vec::new()));
+    let recorded = bodies.clone();
+    let app = Router::new().route(
+        "/sightings/add",
+        post(move |Json(body): Json<Value>| {
+            let recorded = recorded.clone();
+            async move {
+                recorded.lock().unwrap().push(body);
+                Json(json!({"Sighting": {"id": "1", "attribute_id": "1", "source": "wazuh"}}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = misp_client(&config(&url)).unwrap().unwrap();
+    let (sender, task) = wazuh_misp::misp::sightings::sightings(
+        client,
+        "wazuh-test".to_string(),
+        std::time::Duration::from_millis(200),
+    );
+    let worker = tokio::spawn(task);
+    for value in ["1.2.3.4", "evil.com", "1.2.3.4", "evil.com", "1.2.3.4"] {
+        sender.sight(value);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    sender.sight("1.2.3.4"); // still inside the de-duplication window
+    drop(sender);
+    worker.await.unwrap();
+    let bodies = bodies.lock().unwrap();
+    assert_eq!(bodies.len(), 1, "one batch: {bodies:?}");
+    assert_eq!(
+        bodies[0],
+        json!({"values": ["1.2.3.4", "evil.com"], "source": "wazuh-test"})
+    );
+}
