@@ -22,6 +22,13 @@ fn env() -> impl Iterator<Item = (String, String)> {
     std::env::vars()
 }
 
+/// `--config FILE` of the commands where it is optional.
+fn load_optional(
+    path: Option<&std::path::Path>,
+) -> Result<Option<Config>, wazuh_misp::config::ConfigError> {
+    path.map(|path| Config::load(Some(path), env())).transpose()
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::CheckConfig { config } => {
@@ -40,10 +47,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
         } => {
             wazuh_misp::telemetry::logging::init_cli();
-            let config = match &config {
-                Some(path) => Some(Config::load(Some(path), env())?),
-                None => None,
-            };
+            let config = load_optional(config.as_deref())?;
             commands::enrich::main(commands::enrich::EnrichArgs {
                 indicators,
                 warninglists,
@@ -62,10 +66,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             include_non_ids,
         } => {
             wazuh_misp::telemetry::logging::init_cli();
-            let config = match &config {
-                Some(path) => Some(Config::load(Some(path), env())?),
-                None => None,
-            };
+            let config = load_optional(config.as_deref())?;
             commands::lookup::main(&value, config, indicators, warninglists, include_non_ids)
         }
         Command::Run { config } => {

@@ -543,7 +543,8 @@ pub fn span(nodes: &[Node<'_>], idx: usize) -> usize {
 }
 
 /// The string member `name` of the object at `idx`.
-fn string_member<'t>(nodes: &[Node<'t>], idx: usize, name: &str) -> Option<&'t str> {
+/// The tape index of member `name` of the object at `idx`.
+fn member(nodes: &[Node<'_>], idx: usize, name: &str) -> Option<usize> {
     let Some(Node::Object { len, .. }) = nodes.get(idx) else {
         return None;
     };
@@ -554,35 +555,27 @@ fn string_member<'t>(nodes: &[Node<'t>], idx: usize, name: &str) -> Option<&'t s
         };
         let value_idx = child + 1;
         if *key == name {
-            return match nodes.get(value_idx) {
-                Some(Node::String(text)) => Some(text),
-                _ => None,
-            };
+            return Some(value_idx);
         }
         child = value_idx + span(nodes, value_idx);
     }
     None
 }
 
-fn rule_level(nodes: &[Node<'_>], idx: usize) -> Option<u8> {
-    let Some(Node::Object { len, .. }) = nodes.get(idx) else {
-        return None;
-    };
-    let mut child = idx + 1;
-    for _ in 0..*len {
-        let Some(Node::String(key)) = nodes.get(child) else {
-            return None;
-        };
-        let value_idx = child + 1;
-        if *key == "level" {
-            return match nodes.get(value_idx) {
-                Some(Node::Static(StaticNode::I64(level))) => u8::try_from(*level).ok(),
-                Some(Node::Static(StaticNode::U64(level))) => u8::try_from(*level).ok(),
-                Some(Node::String(level)) => level.trim().parse().ok(),
-                _ => None,
-            };
-        }
-        child = value_idx + span(nodes, value_idx);
+/// The string member `name` of the object at `idx`.
+fn string_member<'t>(nodes: &[Node<'t>], idx: usize, name: &str) -> Option<&'t str> {
+    match nodes.get(member(nodes, idx, name)?) {
+        Some(Node::String(text)) => Some(text),
+        _ => None,
     }
-    None
+}
+
+/// `rule.level`, a number (or, leniently, a numeric string).
+fn rule_level(nodes: &[Node<'_>], idx: usize) -> Option<u8> {
+    match nodes.get(member(nodes, idx, "level")?) {
+        Some(Node::Static(StaticNode::I64(level))) => u8::try_from(*level).ok(),
+        Some(Node::Static(StaticNode::U64(level))) => u8::try_from(*level).ok(),
+        Some(Node::String(level)) => level.trim().parse().ok(),
+        _ => None,
+    }
 }
