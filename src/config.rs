@@ -190,6 +190,15 @@ pub struct MispConfig {
     pub full_sync_interval_secs: u64,
     /// restSearch page size.
     pub page_size: u32,
+    /// Only attributes carrying one of these tags (event tags included); a `!` prefix
+    /// excludes: `["tlp:white", "tlp:green", "!tlp:red"]`. Empty: no tag filter.
+    pub tags: Vec<String>,
+    /// Only events of these threat levels (1 high, 2 medium, 3 low, 4 undefined). Empty: all.
+    pub threat_levels: Vec<u8>,
+    /// Only attributes of published events.
+    pub published_only: bool,
+    /// Only these MISP attribute types. Empty: every type wazuh-misp matches.
+    pub types: Vec<String>,
 }
 
 impl Default for MispConfig {
@@ -204,6 +213,10 @@ impl Default for MispConfig {
             sync_interval_secs: 300,
             full_sync_interval_secs: 3600,
             page_size: 5000,
+            tags: Vec::new(),
+            threat_levels: Vec::new(),
+            published_only: false,
+            types: Vec::new(),
         }
     }
 }
@@ -466,6 +479,20 @@ impl Config {
                 ));
             }
         }
+        for level in &self.misp.threat_levels {
+            if !(1..=4).contains(level) {
+                problems.push(format!(
+                    "misp.threat_levels: {level} is not a MISP threat level (1-4)"
+                ));
+            }
+        }
+        for misp_type in &self.misp.types {
+            if crate::intel::types::plan(misp_type).is_none() {
+                problems.push(format!(
+                    "misp.types: `{misp_type}` is not a type wazuh-misp matches"
+                ));
+            }
+        }
         if self.misp.page_size == 0 {
             problems.push("misp.page_size must be at least 1".to_string());
         }
@@ -551,7 +578,39 @@ impl Config {
             files: self.intel.files.clone(),
             warninglists_dir: self.intel.warninglists_dir.clone(),
             include_non_ids: self.intel.include_non_ids,
+            misp_filter: self.misp_filter(),
         }
+    }
+
+    /// The restSearch filters of `misp.tags`, `threat_levels`, `published_only` and `types`.
+    pub fn misp_filter(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut filter = serde_json::Map::new();
+        let (deny, allow): (Vec<&String>, Vec<&String>) =
+            self.misp.tags.iter().partition(|tag| tag.starts_with('!'));
+        if !self.misp.tags.is_empty() {
+            let deny: Vec<&str> = deny.iter().map(|tag| tag.trim_start_matches('!')).collect();
+            let mut tags = serde_json::Map::new();
+            if !allow.is_empty() {
+                tags.insert("OR".into(), serde_json::json!(allow));
+            }
+            if !deny.is_empty() {
+                tags.insert("NOT".into(), serde_json::json!(deny));
+            }
+            filter.insert("tags".into(), serde_json::Value::Object(tags));
+        }
+        if !self.misp.threat_levels.is_empty() {
+            filter.insert(
+                "threat_level_id".into(),
+                serde_json::json!(self.misp.threat_levels),
+            );
+        }
+        if self.misp.published_only {
+            filter.insert("published".into(), serde_json::json!(true));
+        }
+        if !self.misp.types.is_empty() {
+            filter.insert("type".into(), serde_json::json!({ "OR": self.misp.types }));
+        }
+        filter
     }
 }
 
@@ -633,6 +692,17 @@ mod tests {
     }
 
     #[test]
+    fn default_toml_documents_the_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let config = Config::load(Some(&path), Vec::new()).unwrap();
+        assert_eq!(
+            config,
+            Config::default(),
+            "config/default.toml and the Default impls disagree"
+        );
+    }
+
+    #[test]
     fn env_overrides() {
         let config = load(
             "[kafka]\nbrokers = \"a:1\"\n",
@@ -697,6 +767,38 @@ mod tests {
         assert!(!format!("{config:?}").contains("TOPSECRETKEY123"));
         assert!(!config.to_redacted_toml().contains("TOPSECRETKEY123"));
         assert!(config.to_redacted_toml().contains("***"));
+    }
+
+    #[test]
+    fn misp_filters_become_restsearch_filters() {
+        let config = load(
+            "[misp]\nurl = \"https://misp.example\"\napi_key_file = \"/dev/null\"\ntags = [\"tlp:white\", \"tlp:green\", \"!tlp:red\"]\nthreat_levels = [1, 2]\npublished_only = true\ntypes = [\"ip-dst\", \"domain\"]\n",
+            &[],
+        )
+        .unwrap();
+        let sync = crate::intel::sync::with_filters(
+            crate::intel::sync::full_sync_filter(false),
+            &config.misp_filter(),
+        );
+        assert_eq!(
+            sync["tags"],
+            serde_json::json!({"OR": ["tlp:white", "tlp:green"], "NOT": ["tlp:red"]})
+        );
+        assert_eq!(sync["threat_level_id"], serde_json::json!([1, 2]));
+        assert_eq!(sync["published"], serde_json::json!(true));
+        assert_eq!(
+            sync["type"],
+            serde_json::json!({"OR": ["ip-dst", "domain"]})
+        );
+        assert_eq!(sync["to_ids"], serde_json::json!(1));
+        assert_eq!(sync["deleted"], serde_json::json!(0));
+        let err = load("[misp]\nthreat_levels = [7]\ntypes = [\"comment\"]\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("threat_levels: 7") && err.contains("`comment`"),
+            "{err}"
+        );
     }
 
     #[test]

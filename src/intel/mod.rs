@@ -76,6 +76,8 @@ pub struct IntelSources {
     pub files: Vec<PathBuf>,
     pub warninglists_dir: Option<PathBuf>,
     pub include_non_ids: bool,
+    /// Extra restSearch filters for MISP pulls (`misp.tags`, `misp.threat_levels`, ...).
+    pub misp_filter: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Loads warninglists (if configured) and every file into a new snapshot.
@@ -98,6 +100,7 @@ pub fn load_files(paths: &[&Path], include_non_ids: bool) -> Result<IntelSnapsho
         files: paths.iter().map(|p| p.to_path_buf()).collect(),
         warninglists_dir: None,
         include_non_ids,
+        misp_filter: Default::default(),
     })
 }
 

@@ -71,6 +71,16 @@ pub fn full_sync_filter(include_non_ids: bool) -> Value {
     filter
 }
 
+/// `base` with the configured restSearch filters added.
+pub fn with_filters(mut base: Value, extra: &serde_json::Map<String, Value>) -> Value {
+    if let Value::Object(object) = &mut base {
+        for (key, value) in extra {
+            object.insert(key.clone(), value.clone());
+        }
+    }
+    base
+}
+
 /// Pulls every attribute matching `filter` from MISP into the builder, page by page.
 pub async fn fetch_misp(
     client: &MispClient,
@@ -111,7 +121,10 @@ pub async fn build_from_sources(
     if let Some(client) = misp {
         fetch_misp(
             client,
-            &full_sync_filter(sources.include_non_ids),
+            &with_filters(
+                full_sync_filter(sources.include_non_ids),
+                &sources.misp_filter,
+            ),
             &mut builder,
             &mut loader,
         )
