@@ -114,9 +114,23 @@ fn committed_total(config: &Config, partitions: i32) -> i64 {
     for partition in 0..partitions {
         tpl.add_partition(&config.topics.input, partition);
     }
-    let committed = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .unwrap();
+    // On a fresh broker the group coordinator may still be loading (NotCoordinator,
+    // CoordinatorLoadInProgress): retry for a while rather than fail.
+    let mut attempts = 0;
+    let committed = loop {
+        match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            Ok(committed) => break committed,
+            Err(err) if attempts < 50 => {
+                attempts += 1;
+                eprintln!("committed offsets not available yet ({err}); retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(err) => panic!(
+                "committed offsets of group {}: {err}",
+                config.kafka.group_id
+            ),
+        }
+    };
     let total = committed
         .elements()
         .iter()
