@@ -18,7 +18,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use wazuh_misp::config::Config;
 use wazuh_misp::corpus::{generate_alerts, GenIntel};
 use wazuh_misp::intel::IntelStore;
-use wazuh_misp::kafka::admin::{create_topics, TopicSpec};
+use wazuh_misp::kafka::admin::create_config_topics;
 use wazuh_misp::kafka::pipeline::{start_pipeline, PipelineDeps};
 
 fn env(name: &str, default: usize) -> usize {
@@ -43,26 +43,7 @@ fn config(brokers: &str, partitions: i32, run: &str) -> Config {
         .build()
         .unwrap();
     runtime
-        .block_on(create_topics(
-            brokers,
-            &[
-                TopicSpec {
-                    name: &config.topics.input,
-                    partitions,
-                    compact: false,
-                },
-                TopicSpec {
-                    name: &config.topics.enriched,
-                    partitions,
-                    compact: false,
-                },
-                TopicSpec {
-                    name: &config.topics.dlq,
-                    partitions: 1,
-                    compact: false,
-                },
-            ],
-        ))
+        .block_on(create_config_topics(&config, partitions))
         .expect("topics");
     config
 }

@@ -47,3 +47,43 @@ pub async fn create_topics(brokers: &str, topics: &[TopicSpec<'_>]) -> Result<()
     }
     Ok(())
 }
+
+/// Creates every topic of `config` on its brokers: input and enriched with `partitions`
+/// partitions, DLQ and IOCs with one, the indicator changelog compacted.
+pub async fn create_config_topics(
+    config: &crate::config::Config,
+    partitions: i32,
+) -> Result<(), String> {
+    let topics = &config.topics;
+    create_topics(
+        &config.kafka.brokers,
+        &[
+            TopicSpec {
+                name: &topics.input,
+                partitions,
+                compact: false,
+            },
+            TopicSpec {
+                name: &topics.enriched,
+                partitions,
+                compact: false,
+            },
+            TopicSpec {
+                name: &topics.dlq,
+                partitions: 1,
+                compact: false,
+            },
+            TopicSpec {
+                name: &topics.iocs,
+                partitions: 1,
+                compact: false,
+            },
+            TopicSpec {
+                name: &topics.indicators,
+                partitions: 1,
+                compact: true,
+            },
+        ],
+    )
+    .await
+}

@@ -73,11 +73,7 @@ pub struct Processor {
     nested: Vec<u8>,
     tape: Option<Tape<'static>>,
     inner_tape: Option<Tape<'static>>,
-    extractor: Extractor,
-    extraction: Extraction,
-    matcher: Matcher,
-    hits: Vec<Hit>,
-    output: Vec<u8>,
+    stages: Stages,
     /// Observables extracted since the last `take_counts`, by kind.
     observable_counts: [u64; 8],
     /// The last alert was unmatched and is the payload itself (no copy made).
@@ -104,11 +100,13 @@ impl Processor {
             nested: Vec::new(),
             tape: Some(Tape::null().reset()),
             inner_tape: Some(Tape::null().reset()),
-            extractor: Extractor::default(),
-            extraction: Extraction::default(),
-            matcher: Matcher::default(),
-            hits: Vec::new(),
-            output: Vec::with_capacity(8192),
+            stages: Stages {
+                extractor: Extractor::default(),
+                extraction: Extraction::default(),
+                matcher: Matcher::default(),
+                hits: Vec::new(),
+                output: Vec::with_capacity(8192),
+            },
             observable_counts: [0; 8],
             processed: 0,
             output_is_payload: false,
@@ -118,7 +116,7 @@ impl Processor {
 
     /// The enriched alert of the last `process` that returned `Outcome::Enriched`.
     pub fn output(&self) -> &[u8] {
-        &self.output
+        &self.stages.output
     }
 
     /// The output record of the last `process` of `payload`: the enriched alert, or for an
@@ -127,18 +125,18 @@ impl Processor {
         if self.output_is_payload {
             payload
         } else {
-            &self.output
+            &self.stages.output
         }
     }
 
     /// The observables of the last processed alert.
     pub fn extraction(&self) -> &Extraction {
-        &self.extraction
+        &self.stages.extraction
     }
 
     /// Matches of the last processed alert.
     pub fn hits(&self) -> &[Hit] {
-        &self.hits
+        &self.stages.hits
     }
 
     /// Observable counts by kind since the last call, for metrics.
@@ -169,7 +167,7 @@ impl Processor {
                 max: self.options.max_message_bytes,
             });
         }
-        self.extractor.collect_texts = snapshot.has_automaton();
+        self.stages.extractor.collect_texts = snapshot.has_automaton();
         self.input.clear();
         self.input.extend_from_slice(payload);
         let mut raw = false;
@@ -184,38 +182,28 @@ impl Processor {
                 Err(err) => Outcome::DeadLetter(err),
                 Ok(AlertLocation::Raw) => {
                     raw = true;
-                    run_stages(
+                    self.stages.run(
                         &tape.0,
                         0,
                         payload,
                         snapshot,
-                        &mut clock,
-                        &mut self.extractor,
-                        &mut self.extraction,
-                        &mut self.matcher,
-                        &mut self.hits,
                         &self.options.enrich,
-                        &mut self.output,
+                        &mut clock,
                     )
                 }
                 Ok(AlertLocation::Nested { idx, .. }) => {
                     self.nested.clear();
                     decode::write_json(&tape.0, idx, &mut self.nested);
-                    let outcome = run_stages(
+                    let outcome = self.stages.run(
                         &tape.0,
                         idx,
                         &self.nested,
                         snapshot,
-                        &mut clock,
-                        &mut self.extractor,
-                        &mut self.extraction,
-                        &mut self.matcher,
-                        &mut self.hits,
                         &self.options.enrich,
-                        &mut self.output,
+                        &mut clock,
                     );
                     if outcome == Outcome::Unmatched {
-                        self.output.extend_from_slice(&self.nested);
+                        self.stages.output.extend_from_slice(&self.nested);
                     }
                     outcome
                 }
@@ -236,18 +224,13 @@ impl Processor {
                             Outcome::DeadLetter(DecodeError::InvalidMessage(err.to_string()))
                         }
                         Ok(()) => match inner.0.first() {
-                            Some(simd_json::Node::Object { .. }) => run_stages(
+                            Some(simd_json::Node::Object { .. }) => self.stages.run(
                                 &inner.0,
                                 0,
                                 text.as_bytes(),
                                 snapshot,
-                                &mut clock,
-                                &mut self.extractor,
-                                &mut self.extraction,
-                                &mut self.matcher,
-                                &mut self.hits,
                                 &self.options.enrich,
-                                &mut self.output,
+                                &mut clock,
                             ),
                             _ => Outcome::DeadLetter(DecodeError::InvalidMessage(
                                 "not a json object".to_string(),
@@ -255,7 +238,7 @@ impl Processor {
                         },
                     };
                     if outcome == Outcome::Unmatched {
-                        self.output.extend_from_slice(text.as_bytes());
+                        self.stages.output.extend_from_slice(text.as_bytes());
                     }
                     self.inner_tape = Some(inner.reset());
                     outcome
@@ -270,7 +253,7 @@ impl Processor {
             }
         }
         if !matches!(result, Outcome::DeadLetter(_)) {
-            for observable in self.extraction.iter() {
+            for observable in self.stages.extraction.iter() {
                 self.observable_counts[observable.kind.index()] += 1;
             }
         }
@@ -278,44 +261,53 @@ impl Processor {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_stages(
-    nodes: &[simd_json::Node<'_>],
-    root: usize,
-    alert_bytes: &[u8],
-    snapshot: &IntelSnapshot,
-    clock: &mut Option<StageClock>,
-    extractor: &mut Extractor,
-    extraction: &mut Extraction,
-    matcher: &mut Matcher,
-    hits: &mut Vec<Hit>,
-    enrich_options: &EnrichOptions,
-    output: &mut Vec<u8>,
-) -> Outcome {
-    tick(clock, 0);
-    extractor.extract(&nodes[root..], extraction);
-    tick(clock, 1);
-    matcher.match_all(snapshot, extraction, hits);
-    tick(clock, 2);
-    let outcome = if hits.is_empty() {
-        // The caller decides whether the alert must be copied (it is the payload when raw).
-        output.clear();
-        Outcome::Unmatched
-    } else {
-        write_enriched(
-            alert_bytes,
-            extraction,
-            hits,
-            snapshot,
-            enrich_options,
-            output,
-        );
-        Outcome::Enriched {
-            matches: hits.len(),
-        }
-    };
-    tick(clock, 3);
-    outcome
+/// The stages after decode, with their reused state.
+struct Stages {
+    extractor: Extractor,
+    extraction: Extraction,
+    matcher: Matcher,
+    hits: Vec<Hit>,
+    output: Vec<u8>,
+}
+
+impl Stages {
+    /// Extract, match and (on a match) enrich the alert object at tape index `root`, whose
+    /// JSON text is `alert_bytes`. An unmatched alert leaves `output` empty: the caller knows
+    /// whether the alert is the payload itself or must be copied.
+    fn run(
+        &mut self,
+        nodes: &[simd_json::Node<'_>],
+        root: usize,
+        alert_bytes: &[u8],
+        snapshot: &IntelSnapshot,
+        enrich_options: &EnrichOptions,
+        clock: &mut Option<StageClock>,
+    ) -> Outcome {
+        tick(clock, 0);
+        self.extractor.extract(&nodes[root..], &mut self.extraction);
+        tick(clock, 1);
+        self.matcher
+            .match_all(snapshot, &self.extraction, &mut self.hits);
+        tick(clock, 2);
+        self.output.clear();
+        let outcome = if self.hits.is_empty() {
+            Outcome::Unmatched
+        } else {
+            write_enriched(
+                alert_bytes,
+                &self.extraction,
+                &self.hits,
+                snapshot,
+                enrich_options,
+                &mut self.output,
+            );
+            Outcome::Enriched {
+                matches: self.hits.len(),
+            }
+        };
+        tick(clock, 3);
+        outcome
+    }
 }
 
 /// Per-stage timing of one sampled alert.

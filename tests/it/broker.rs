@@ -15,7 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use wazuh_misp::config::Config;
 use wazuh_misp::corpus::{generate_alerts, GenAlert, GenIntel};
 use wazuh_misp::intel::IntelStore;
-use wazuh_misp::kafka::admin::{create_topics, TopicSpec};
+use wazuh_misp::kafka::admin::create_config_topics;
 use wazuh_misp::kafka::pipeline::{header_pairs, start_pipeline, PipelineDeps, PipelineHandle};
 
 fn brokers() -> String {
@@ -45,36 +45,7 @@ fn setup(partitions: i32) -> Config {
         .build()
         .unwrap();
     runtime
-        .block_on(create_topics(
-            &config.kafka.brokers,
-            &[
-                TopicSpec {
-                    name: &config.topics.input,
-                    partitions,
-                    compact: false,
-                },
-                TopicSpec {
-                    name: &config.topics.enriched,
-                    partitions,
-                    compact: false,
-                },
-                TopicSpec {
-                    name: &config.topics.dlq,
-                    partitions: 1,
-                    compact: false,
-                },
-                TopicSpec {
-                    name: &config.topics.iocs,
-                    partitions: 1,
-                    compact: false,
-                },
-                TopicSpec {
-                    name: &config.topics.indicators,
-                    partitions: 1,
-                    compact: true,
-                },
-            ],
-        ))
+        .block_on(create_config_topics(&config, partitions))
         .expect("topics created");
     config
 }
