@@ -94,11 +94,8 @@ fn throughput(
     let handle = start_pipeline(
         &config,
         PipelineDeps {
-            store: store.clone(),
-            shutdown: shutdown.clone(),
             passthrough,
-            sharing: None,
-            sightings: None,
+            ..PipelineDeps::new(store.clone(), shutdown.clone())
         },
     )
     .unwrap();
@@ -128,17 +125,8 @@ fn latency(
 ) -> Vec<f64> {
     let config = config(brokers, partitions, "latency");
     let shutdown = Arc::new(AtomicBool::new(false));
-    let handle = start_pipeline(
-        &config,
-        PipelineDeps {
-            store: store.clone(),
-            shutdown: shutdown.clone(),
-            passthrough: false,
-            sharing: None,
-            sightings: None,
-        },
-    )
-    .unwrap();
+    let handle =
+        start_pipeline(&config, PipelineDeps::new(store.clone(), shutdown.clone())).unwrap();
     while !handle.shared.has_assignment.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(20));
     }

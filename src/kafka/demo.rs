@@ -127,17 +127,8 @@ pub fn run_demo(repeat: usize) -> Result<DemoReport, String> {
 
     let store = Arc::new(IntelStore::new(sample_snapshot()?));
     let shutdown = Arc::new(AtomicBool::new(false));
-    let handle = start_pipeline(
-        &config,
-        PipelineDeps {
-            store,
-            shutdown: shutdown.clone(),
-            passthrough: false,
-            sharing: None,
-            sightings: None,
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let handle = start_pipeline(&config, PipelineDeps::new(store, shutdown.clone()))
+        .map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while handle.shared.stats.produced.load(Ordering::Acquire)
         + handle.shared.stats.unmatched.load(Ordering::Acquire)

@@ -112,11 +112,9 @@ pub fn run_with(
     let handle = start_pipeline(
         &config,
         PipelineDeps {
-            store: store.clone(),
-            shutdown: shutdown.clone(),
-            passthrough: false,
             sharing,
             sightings,
+            ..PipelineDeps::new(store.clone(), shutdown.clone())
         },
     )?;
     let shared = handle.shared.clone();

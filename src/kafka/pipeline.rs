@@ -316,6 +316,19 @@ pub struct PipelineDeps {
     pub sightings: Option<crate::misp::sightings::SightingsSender>,
 }
 
+impl PipelineDeps {
+    /// The usual dependencies: no passthrough baseline, no IOC sharing, no sightings.
+    pub fn new(store: Arc<IntelStore>, shutdown: Arc<AtomicBool>) -> Self {
+        PipelineDeps {
+            store,
+            shutdown,
+            passthrough: false,
+            sharing: None,
+            sightings: None,
+        }
+    }
+}
+
 /// A running pipeline: its shared state (for health and tests) and its thread.
 pub struct PipelineHandle {
     pub shared: Arc<Shared>,

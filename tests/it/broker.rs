@@ -194,17 +194,8 @@ fn read_topic(config: &Config, topic: &str, read_committed: bool) -> Vec<Record>
 
 fn start(config: &Config, store: &Arc<IntelStore>) -> (PipelineHandle, Arc<AtomicBool>) {
     let shutdown = Arc::new(AtomicBool::new(false));
-    let handle = start_pipeline(
-        config,
-        PipelineDeps {
-            store: store.clone(),
-            shutdown: shutdown.clone(),
-            passthrough: false,
-            sharing: None,
-            sightings: None,
-        },
-    )
-    .unwrap();
+    let handle =
+        start_pipeline(config, PipelineDeps::new(store.clone(), shutdown.clone())).unwrap();
     (handle, shutdown)
 }
 

@@ -50,17 +50,7 @@ fn poison_then_good_commits_past_both() {
         wazuh_misp::kafka::demo::sample_snapshot().unwrap(),
     ));
     let shutdown = Arc::new(AtomicBool::new(false));
-    let handle = start_pipeline(
-        &config,
-        PipelineDeps {
-            store,
-            shutdown: shutdown.clone(),
-            passthrough: false,
-            sharing: None,
-            sightings: None,
-        },
-    )
-    .unwrap();
+    let handle = start_pipeline(&config, PipelineDeps::new(store, shutdown.clone())).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while handle.shared.stats.produced.load(Ordering::Acquire) < 3 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -198,11 +188,8 @@ fn new_iocs_go_to_the_ioc_topic_once() {
     let handle = start_pipeline(
         &config,
         PipelineDeps {
-            store,
-            shutdown: shutdown.clone(),
-            passthrough: false,
             sharing: Some(sharing),
-            sightings: None,
+            ..PipelineDeps::new(store, shutdown.clone())
         },
     )
     .unwrap();
