@@ -150,6 +150,49 @@ pub struct IntelConfig {
     pub min_indicators: usize,
     /// How often `files` are checked for changes.
     pub reload_interval_secs: u64,
+    /// MISP feeds fetched over HTTP(S): MISP JSON (manifest.json), CSV or freetext.
+    pub feeds: Vec<FeedConfig>,
+    /// Where fetched feeds are cached between fetches and restarts. Unset: `feeds/` beside
+    /// `snapshot_path`, or the system temp directory.
+    pub feed_cache_dir: Option<PathBuf>,
+}
+
+/// One remote feed (`[[intel.feeds]]`), as MISP's feed list describes them.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedConfig {
+    /// A short name: the cache folder and the `source` of its attributes.
+    pub name: String,
+    /// For `misp`, the feed's base URL (manifest.json and `<uuid>.json` below it); for
+    /// `csv` and `freetext`, the file's URL.
+    pub url: String,
+    /// `misp`, `csv` or `freetext`.
+    pub format: String,
+    pub enabled: bool,
+    /// Fetch period; a MISP feed re-fetches only events whose manifest timestamp changed,
+    /// and every fetch is conditional (ETag / Last-Modified).
+    pub interval_secs: u64,
+    /// CSV: 1-based columns holding indicators (MISP's `settings.csv.value`); empty: all.
+    pub csv_value_columns: Vec<usize>,
+    /// CSV: the delimiter, one character (`\t` for tab).
+    pub csv_delimiter: String,
+    /// CSV/freetext: whether the values are IDS indicators (MISP's `override_ids` = !to_ids).
+    pub to_ids: bool,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        FeedConfig {
+            name: String::new(),
+            url: String::new(),
+            format: "misp".to_string(),
+            enabled: true,
+            interval_secs: 3600,
+            csv_value_columns: Vec::new(),
+            csv_delimiter: ",".to_string(),
+            to_ids: true,
+        }
+    }
 }
 
 impl Default for IntelConfig {
@@ -162,6 +205,8 @@ impl Default for IntelConfig {
             snapshot_path: None,
             min_indicators: 0,
             reload_interval_secs: 10,
+            feeds: Vec::new(),
+            feed_cache_dir: None,
         }
     }
 }
@@ -199,6 +244,64 @@ pub struct MispConfig {
     pub published_only: bool,
     /// Only these MISP attribute types. Empty: every type wazuh-misp matches.
     pub types: Vec<String>,
+    /// Drop attributes whose MISP decay score is below this (0-100; restSearch
+    /// `includeDecayScore`). Unset: no decay filter.
+    pub decay_threshold: Option<f64>,
+    /// Ask MISP to leave out attributes on its enabled warninglists (`enforceWarninglist`).
+    pub enforce_warninglist: bool,
+    /// MISP's own Kafka notifications (`Plugin.Kafka_*`), applied within seconds.
+    pub notifications: NotificationsConfig,
+    /// Live restSearch for observables the local set missed, for high-level alerts.
+    pub live_query: LiveQueryConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct NotificationsConfig {
+    pub enabled: bool,
+    /// MISP's Kafka bootstrap servers; unset: `kafka.brokers` (same cluster, same security).
+    pub brokers: Option<String>,
+    /// MISP's `Plugin.Kafka_attribute_notifications_topic`.
+    pub attribute_topic: String,
+    /// MISP's `Plugin.Kafka_event_publish_notifications_topic`.
+    pub event_publish_topic: String,
+    /// Changes arriving within this window are applied in one snapshot rebuild.
+    pub apply_delay_ms: u64,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig {
+            enabled: false,
+            brokers: None,
+            attribute_topic: "misp_attribute".to_string(),
+            event_publish_topic: "misp_event_publish".to_string(),
+            apply_delay_ms: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct LiveQueryConfig {
+    pub enabled: bool,
+    /// Only alerts at or above this rule level.
+    pub min_rule_level: u8,
+    /// The most an alert waits for MISP; later answers still fill the cache.
+    pub budget_ms: u64,
+    /// At most this many observables per alert are asked about.
+    pub max_values: usize,
+}
+
+impl Default for LiveQueryConfig {
+    fn default() -> Self {
+        LiveQueryConfig {
+            enabled: false,
+            min_rule_level: 12,
+            budget_ms: 200,
+            max_values: 8,
+        }
+    }
 }
 
 impl Default for MispConfig {
@@ -217,6 +320,10 @@ impl Default for MispConfig {
             threat_levels: Vec::new(),
             published_only: false,
             types: Vec::new(),
+            decay_threshold: None,
+            enforce_warninglist: false,
+            notifications: NotificationsConfig::default(),
+            live_query: LiveQueryConfig::default(),
         }
     }
 }
@@ -244,10 +351,18 @@ pub struct SharingConfig {
     pub enabled: bool,
     /// Only from alerts at or above this rule level.
     pub min_rule_level: u8,
-    /// Also push them to MISP (one event per day).
+    /// Also push them to MISP: one event per day ("Wazuh detections YYYY-MM-DD").
     pub push_to_misp: bool,
     /// De-duplication window per value.
     pub dedup_ttl_secs: u64,
+    /// Distribution of the daily event (0 your organisation only ... 3 all communities).
+    pub push_distribution: u8,
+    /// Threat level of the daily event (1 high ... 4 undefined).
+    pub push_threat_level: u8,
+    /// Tags put on the daily event.
+    pub push_tags: Vec<String>,
+    /// New IOCs are pushed in batches at most this often.
+    pub push_interval_secs: u64,
 }
 
 impl Default for SharingConfig {
@@ -257,6 +372,10 @@ impl Default for SharingConfig {
             min_rule_level: 10,
             push_to_misp: false,
             dedup_ttl_secs: 86_400,
+            push_distribution: 0,
+            push_threat_level: 3,
+            push_tags: vec!["wazuh-misp".to_string(), "tlp:amber".to_string()],
+            push_interval_secs: 60,
         }
     }
 }
@@ -502,8 +621,98 @@ impl Config {
         if (self.sightings.enabled || self.sharing.push_to_misp) && self.misp.url.is_none() {
             problems.push("sightings.enabled / sharing.push_to_misp need misp.url".to_string());
         }
-        if self.sharing.push_to_misp {
-            problems.push("sharing.push_to_misp is not available in this version (new IOCs go to topics.iocs only)".to_string());
+        if self.sharing.push_to_misp && !self.sharing.enabled {
+            problems.push("sharing.push_to_misp needs sharing.enabled".to_string());
+        }
+        if self.sharing.push_distribution > 3 {
+            problems.push(format!(
+                "sharing.push_distribution {} is not 0-3 (org, community, connected, all)",
+                self.sharing.push_distribution
+            ));
+        }
+        if !(1..=4).contains(&self.sharing.push_threat_level) {
+            problems.push(format!(
+                "sharing.push_threat_level {} is not a MISP threat level (1-4)",
+                self.sharing.push_threat_level
+            ));
+        }
+        if let Some(threshold) = self.misp.decay_threshold {
+            if !(0.0..=100.0).contains(&threshold) {
+                problems.push(format!(
+                    "misp.decay_threshold {threshold} is not within 0-100"
+                ));
+            }
+        }
+        if self.misp.notifications.enabled {
+            if self.misp.notifications.attribute_topic.trim().is_empty()
+                && self
+                    .misp
+                    .notifications
+                    .event_publish_topic
+                    .trim()
+                    .is_empty()
+            {
+                problems.push("misp.notifications.enabled but both topics are empty".to_string());
+            }
+            if self.intel.source == "topic" {
+                problems.push("misp.notifications apply to intel.source = \"local\" (and the sync role), not to processors reading topics.indicators".to_string());
+            }
+        }
+        if self.misp.live_query.enabled {
+            if self.misp.url.is_none() {
+                problems.push("misp.live_query.enabled needs misp.url".to_string());
+            }
+            if self.misp.live_query.budget_ms == 0 || self.misp.live_query.budget_ms > 5_000 {
+                problems.push(format!(
+                    "misp.live_query.budget_ms {} is not within 1-5000",
+                    self.misp.live_query.budget_ms
+                ));
+            }
+        }
+        let mut feed_names = std::collections::HashSet::new();
+        for (idx, feed) in self.intel.feeds.iter().enumerate() {
+            let label = if feed.name.is_empty() {
+                format!("intel.feeds[{idx}]")
+            } else {
+                format!("intel.feeds `{}`", feed.name)
+            };
+            if feed.name.is_empty()
+                || !feed
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                problems.push(format!(
+                    "{label}: name must be non-empty letters, digits, `-`, `_` or `.`"
+                ));
+            } else if !feed_names.insert(feed.name.clone()) {
+                problems.push(format!("{label}: name used twice"));
+            }
+            if !(feed.url.starts_with("https://") || feed.url.starts_with("http://")) {
+                problems.push(format!(
+                    "{label}: url `{}` must start with https:// or http://",
+                    feed.url
+                ));
+            }
+            if !["misp", "csv", "freetext"].contains(&feed.format.as_str()) {
+                problems.push(format!(
+                    "{label}: format `{}` is not misp, csv or freetext",
+                    feed.format
+                ));
+            }
+            if feed.interval_secs == 0 {
+                problems.push(format!("{label}: interval_secs must be at least 1"));
+            }
+            if feed.csv_value_columns.contains(&0) {
+                problems.push(format!("{label}: csv_value_columns are 1-based"));
+            }
+            let delimiter = feed.csv_delimiter.replace("\\t", "\t");
+            if delimiter.chars().count() != 1 {
+                problems.push(format!(
+                    "{label}: csv_delimiter `{}` is not one character",
+                    feed.csv_delimiter
+                ));
+            }
         }
         if self.sharing.min_rule_level > 16 {
             problems.push(format!(
