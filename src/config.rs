@@ -788,6 +788,7 @@ impl Config {
             warninglists_dir: self.intel.warninglists_dir.clone(),
             include_non_ids: self.intel.include_non_ids,
             misp_filter: self.misp_filter(),
+            decay_threshold: self.misp.decay_threshold,
         }
     }
 
@@ -818,6 +819,12 @@ impl Config {
         }
         if !self.misp.types.is_empty() {
             filter.insert("type".into(), serde_json::json!({ "OR": self.misp.types }));
+        }
+        if self.misp.decay_threshold.is_some() {
+            filter.insert("includeDecayScore".into(), serde_json::json!(1));
+        }
+        if self.misp.enforce_warninglist {
+            filter.insert("enforceWarninglist".into(), serde_json::json!(1));
         }
         filter
     }

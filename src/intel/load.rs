@@ -109,6 +109,32 @@ fn flex_i64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error>
     deserializer.deserialize_any(V)
 }
 
+fn flex_f64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = f64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a number or a string of one")
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
+            Ok(v.trim().parse().unwrap_or(0.0))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<f64, E> {
+            Ok(0.0)
+        }
+    }
+    deserializer.deserialize_any(V)
+}
+
 /// A string-ish scalar (`"12"` or `12`), as text.
 fn flex_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     struct V;
@@ -188,6 +214,21 @@ pub struct RawAttribute<'a> {
     pub event_id: Option<String>,
     #[serde(borrow, default)]
     pub event_uuid: Option<Cow<'a, str>>,
+    /// restSearch `includeDecayScore`: one entry per decaying model.
+    #[serde(default, deserialize_with = "null_default")]
+    pub decay_score: Vec<RawDecayScore>,
+    /// `"misp"` in persisted snapshots and indicator-topic records: the attribute came from
+    /// MISP (REST or notifications), not from files or feeds.
+    #[serde(borrow, default, rename = "wazuh_misp_origin")]
+    pub origin: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct RawDecayScore {
+    #[serde(default, deserialize_with = "flex_f64")]
+    pub score: f64,
+    #[serde(default, deserialize_with = "flex_bool")]
+    pub decayed: bool,
 }
 
 fn yes() -> bool {
@@ -258,6 +299,11 @@ enum ResponseBody<'a> {
 pub struct Loader {
     /// Events already added, by uuid (or id), so attributes of one event share it.
     events: HashMap<String, u32>,
+    /// What is loaded comes from MISP's REST API or notifications.
+    pub from_misp: bool,
+    /// Drop attributes whose best decay score is under this, or that every model
+    /// says decayed (`misp.decay_threshold`; only attributes carrying `decay_score`).
+    pub decay_threshold: Option<f64>,
 }
 
 impl RawEvent<'_> {
@@ -284,6 +330,16 @@ impl RawEvent<'_> {
 }
 
 impl Loader {
+    /// A loader for what MISP answers (REST pulls, notifications): attributes are marked as
+    /// from MISP, and `decay_threshold` applies.
+    pub fn for_misp(decay_threshold: Option<f64>) -> Self {
+        Loader {
+            from_misp: true,
+            decay_threshold,
+            ..Loader::default()
+        }
+    }
+
     fn event_handle(
         &mut self,
         builder: &mut SnapshotBuilder,
@@ -306,7 +362,16 @@ impl Loader {
         handle
     }
 
-    fn add_raw_attribute(builder: &mut SnapshotBuilder, event: u32, attribute: &RawAttribute<'_>) {
+    fn add_raw_attribute(
+        &self,
+        builder: &mut SnapshotBuilder,
+        event: u32,
+        attribute: &RawAttribute<'_>,
+    ) {
+        if self.decayed(attribute) {
+            builder.skip_decayed();
+            return;
+        }
         let tags: Vec<&str> = attribute.tags.iter().map(|tag| tag.name.as_ref()).collect();
         builder.add_attribute(
             event,
@@ -320,9 +385,26 @@ impl Loader {
                 timestamp: attribute.timestamp,
                 first_seen: attribute.first_seen.as_deref(),
                 last_seen: attribute.last_seen.as_deref(),
+                from_misp: self.from_misp || attribute.origin.as_deref() == Some("misp"),
             },
             &tags,
         );
+    }
+
+    /// Whether the attribute's decay scores put it under `decay_threshold`.
+    pub fn decayed(&self, attribute: &RawAttribute<'_>) -> bool {
+        let Some(threshold) = self.decay_threshold else {
+            return false;
+        };
+        if attribute.decay_score.is_empty() {
+            return false;
+        }
+        let best = attribute
+            .decay_score
+            .iter()
+            .map(|score| score.score)
+            .fold(f64::MIN, f64::max);
+        attribute.decay_score.iter().all(|score| score.decayed) || best < threshold
     }
 
     /// Adds a whole event (attributes and object attributes).
@@ -339,7 +421,7 @@ impl Loader {
                 .iter()
                 .flat_map(|object| object.attributes.iter()),
         ) {
-            Self::add_raw_attribute(builder, handle, attribute);
+            self.add_raw_attribute(builder, handle, attribute);
         }
     }
 
@@ -362,7 +444,7 @@ impl Loader {
                     self.event_handle(builder, &stub, source)
                 }
             };
-            Self::add_raw_attribute(builder, handle, attribute);
+            self.add_raw_attribute(builder, handle, attribute);
         }
     }
 

@@ -6,6 +6,7 @@ pub mod load;
 pub mod snapshot;
 pub mod sync;
 pub mod types;
+pub mod update;
 pub mod warninglist;
 
 use std::path::{Path, PathBuf};
@@ -78,6 +79,8 @@ pub struct IntelSources {
     pub include_non_ids: bool,
     /// Extra restSearch filters for MISP pulls (`misp.tags`, `misp.threat_levels`, ...).
     pub misp_filter: serde_json::Map<String, serde_json::Value>,
+    /// `misp.decay_threshold`, applied to attributes that carry a decay score.
+    pub decay_threshold: Option<f64>,
 }
 
 /// Loads warninglists (if configured) and every file into a new snapshot.
@@ -101,6 +104,7 @@ pub fn load_files(paths: &[&Path], include_non_ids: bool) -> Result<IntelSnapsho
         warninglists_dir: None,
         include_non_ids,
         misp_filter: Default::default(),
+        decay_threshold: None,
     })
 }
 

@@ -51,6 +51,9 @@ struct Record {
 
 const TO_IDS: u8 = 1;
 const UUID_TEXT: u8 = 2;
+/// Pulled from MISP's REST API or notifications (not from files or feeds): the part an
+/// incremental pull or a notification may replace, and that a files reload keeps.
+const FROM_MISP: u8 = 4;
 
 /// A borrowed view of one attribute.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +68,8 @@ pub struct Attribute<'a> {
     pub first_seen: Option<&'a str>,
     pub last_seen: Option<&'a str>,
     pub event: &'a EventInfo,
+    /// From MISP (REST or notifications) rather than from files or feeds.
+    pub from_misp: bool,
     snapshot: &'a IntelSnapshot,
     tags: (u32, u32),
 }
@@ -135,6 +140,8 @@ pub struct SnapshotStats {
     pub skipped_invalid_value: usize,
     pub skipped_warninglisted: usize,
     pub skipped_duplicate: usize,
+    /// Under `misp.decay_threshold`.
+    pub skipped_decayed: usize,
 }
 
 /// Arena ranges of an attribute's first_seen and last_seen ((0, 0) when absent).
@@ -196,6 +203,36 @@ impl IntelSnapshot {
         self.warninglists.as_deref()
     }
 
+    /// The shared warninglists, for a builder that derives a new snapshot from this one.
+    pub fn warninglists_arc(&self) -> Option<Arc<Warninglists>> {
+        self.warninglists.clone()
+    }
+
+    /// The attribute's own tags (not its event's).
+    fn own_tags(&self, tags: (u32, u32)) -> impl Iterator<Item = &str> {
+        self.tag_refs[tags.0 as usize..(tags.0 + tags.1) as usize]
+            .iter()
+            .map(|tag| self.tag_names[*tag as usize].as_ref())
+    }
+
+    /// The event's tag names.
+    fn event_tags<'s>(&'s self, event: &'s EventInfo) -> impl Iterator<Item = &'s str> {
+        event
+            .tags
+            .iter()
+            .map(|tag| self.tag_names[*tag as usize].as_ref())
+    }
+
+    /// Newest `timestamp` among the attributes from MISP (0 when none).
+    pub fn misp_high_water_mark(&self) -> i64 {
+        self.records
+            .iter()
+            .filter(|record| record.flags & FROM_MISP != 0)
+            .map(|record| i64::from(record.timestamp))
+            .max()
+            .unwrap_or(0)
+    }
+
     fn text(&self, range: (u32, u32)) -> &str {
         &self.arena[range.0 as usize..(range.0 + range.1) as usize]
     }
@@ -238,6 +275,7 @@ impl IntelSnapshot {
             first_seen: seen.and_then(|(first, _)| opt(*first)),
             last_seen: seen.and_then(|(_, last)| opt(*last)),
             event: &self.events[record.event as usize],
+            from_misp: record.flags & FROM_MISP != 0,
             snapshot: self,
             tags: record.tags,
         }
@@ -374,6 +412,8 @@ pub struct AttributeInput<'a> {
     pub timestamp: i64,
     pub first_seen: Option<&'a str>,
     pub last_seen: Option<&'a str>,
+    /// From MISP (REST or notifications) rather than from files or feeds.
+    pub from_misp: bool,
 }
 
 /// One part of an attribute, normalised: its index, key, and for IPs the network.
@@ -466,6 +506,11 @@ impl SnapshotBuilder {
         (self.snapshot.events.len() - 1) as u32
     }
 
+    /// Counts an attribute left out for its decay score.
+    pub fn skip_decayed(&mut self) {
+        self.snapshot.stats.skipped_decayed += 1;
+    }
+
     /// Adds one attribute of `event`. Returns false when it was not indexed (see stats).
     pub fn add_attribute(&mut self, event: u32, input: &AttributeInput<'_>, tags: &[&str]) -> bool {
         let stats = &mut self.snapshot.stats;
@@ -532,6 +577,9 @@ impl SnapshotBuilder {
         }
         let tag_len = self.snapshot.tag_refs.len() as u32 - tag_start;
         let mut flags = if input.to_ids { TO_IDS } else { 0 };
+        if input.from_misp {
+            flags |= FROM_MISP;
+        }
         let record_uuid = match uuid {
             Some(bits) => bits.to_be_bytes(),
             None => {
@@ -623,6 +671,57 @@ impl SnapshotBuilder {
                 }
             }
             PartKind::Ignored => {}
+        }
+    }
+
+    /// Copies every attribute of `old` that `keep` accepts, with its event, tags, origin
+    /// and first/last seen (re-normalised and re-indexed like any other input). Attributes
+    /// whose uuid was already added win over the copies (see `seen_uuids`).
+    pub fn add_from(&mut self, old: &IntelSnapshot, mut keep: impl FnMut(&Attribute<'_>) -> bool) {
+        let mut events: HashMap<u32, u32> = HashMap::new();
+        let mut uuid_text = String::new();
+        for id in 0..old.records.len() as u32 {
+            let attribute = old.attribute(id);
+            if !keep(&attribute) {
+                continue;
+            }
+            let old_event = old.records[id as usize].event;
+            let handle = match events.get(&old_event) {
+                Some(handle) => *handle,
+                None => {
+                    let event = attribute.event;
+                    let tags: Vec<&str> = old.event_tags(event).collect();
+                    let handle = self.add_event(
+                        EventInfo {
+                            tags: Box::new([]),
+                            ..event.clone()
+                        },
+                        &tags,
+                    );
+                    events.insert(old_event, handle);
+                    handle
+                }
+            };
+            uuid_text.clear();
+            std::fmt::Write::write_fmt(&mut uuid_text, format_args!("{}", attribute.uuid))
+                .expect("writing to a String cannot fail");
+            let tags: Vec<&str> = old.own_tags(attribute.tags).collect();
+            self.add_attribute(
+                handle,
+                &AttributeInput {
+                    uuid: &uuid_text,
+                    misp_type: attribute.misp_type,
+                    category: attribute.category,
+                    value: attribute.value,
+                    to_ids: attribute.to_ids,
+                    deleted: false,
+                    timestamp: attribute.timestamp,
+                    first_seen: attribute.first_seen,
+                    last_seen: attribute.last_seen,
+                    from_misp: attribute.from_misp,
+                },
+                &tags,
+            );
         }
     }
 

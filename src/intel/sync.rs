@@ -119,6 +119,7 @@ pub async fn build_from_sources(
             .map_err(IntelError::from)?;
     }
     if let Some(client) = misp {
+        let mut misp_loader = Loader::for_misp(sources.decay_threshold);
         fetch_misp(
             client,
             &with_filters(
@@ -126,7 +127,7 @@ pub async fn build_from_sources(
                 &sources.misp_filter,
             ),
             &mut builder,
-            &mut loader,
+            &mut misp_loader,
         )
         .await?;
     }
@@ -186,6 +187,7 @@ pub fn write_restsearch(
             "first_seen": attribute.first_seen,
             "last_seen": attribute.last_seen,
             "Tag": tags,
+            "wazuh_misp_origin": if attribute.from_misp { "misp" } else { "local" },
             "Event": {"id": &*event.id, "uuid": &*event.uuid, "info": &*event.info, "threat_level_id": &*event.threat_level_id, "date": &*event.date, "Orgc": {"name": &*event.orgc}},
         });
         serde_json::to_writer(&mut *out, &record)?;
@@ -193,41 +195,16 @@ pub fn write_restsearch(
     out.write_all(b"]}}\n")
 }
 
-/// Loads, swaps and persists once; on failure the store keeps its snapshot.
+/// One full build from every source, swapped in and persisted; on failure the store keeps
+/// its snapshot. (The service keeps it current with [`super::update::IntelUpdater`].)
 pub async fn sync_once(
     config: &Config,
-    store: &IntelStore,
+    store: &Arc<IntelStore>,
     misp: Option<&MispClient>,
 ) -> Result<(), SyncError> {
-    let started = std::time::Instant::now();
-    let result =
-        build_from_sources(&config.intel_sources(), misp, config.intel.min_indicators).await;
-    match result {
-        Ok(snapshot) => {
-            if let Some(path) = &config.intel.snapshot_path {
-                if let Err(err) = persist(&snapshot, path) {
-                    tracing::warn!(error = %err, "Indicator set not persisted.");
-                }
-            }
-            tracing::info!(
-                attributes = snapshot.len(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "Indicator set swapped in."
-            );
-            let stats = snapshot.stats().clone();
-            store.swap(snapshot);
-            m::record_snapshot(&stats, store.last_success_unix());
-            metrics::counter!(m::INTEL_SYNC, "result" => "success").increment(1);
-            Ok(())
-        }
-        Err(err) => {
-            metrics::counter!(m::INTEL_SYNC, "result" => "failure").increment(1);
-            metrics::counter!(m::ERRORS, "stage" => "sync", "error_code" => err.code())
-                .increment(1);
-            tracing::warn!(error = %err, "Indicator sync failed; keeping the previous indicator set.");
-            Err(err)
-        }
-    }
+    super::update::IntelUpdater::new(config.clone(), store.clone(), misp.cloned())
+        .full()
+        .await
 }
 
 /// At start: the persisted snapshot, if any, so the pipeline is ready without MISP.

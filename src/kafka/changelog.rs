@@ -267,57 +267,49 @@ pub fn run_sync(config: Config, once: bool) -> anyhow::Result<ExitCode> {
     let mut published = read_topic(&config, Duration::from_secs(60)).map_err(anyhow::Error::msg)?;
     tracing::info!(records = published.len(), topic = %config.topics.indicators, "Read the current indicator topic.");
     let misp = crate::intel::sync::misp_client(&config)?;
-    let sources = config.intel_sources();
-    let mut fingerprint = Vec::new();
-    let mut last_misp: Option<Instant> = None;
-    loop {
-        let now_fingerprint = crate::intel::sync::files_fingerprint(&sources);
-        let misp_due = misp.is_some()
-            && last_misp
-                .is_none_or(|t| t.elapsed() >= Duration::from_secs(config.misp.sync_interval_secs));
-        if now_fingerprint != fingerprint || misp_due {
-            match runtime.block_on(crate::intel::sync::build_from_sources(
-                &sources,
-                misp.as_ref(),
-                config.intel.min_indicators,
-            )) {
-                Ok(snapshot) => {
-                    let next = snapshot_records(&snapshot);
-                    let (upserts, tombstones) =
-                        publish_diff(&producer, &config.topics.indicators, &published, &next)
-                            .map_err(anyhow::Error::msg)?;
-                    tracing::info!(
-                        attributes = next.len(),
-                        upserts,
-                        tombstones,
-                        "Indicator topic updated."
-                    );
-                    published = next;
-                    let stats = snapshot.stats().clone();
-                    store.swap(snapshot);
-                    m::record_snapshot(&stats, store.last_success_unix());
-                    metrics::counter!(m::INTEL_SYNC, "result" => "success").increment(1);
-                }
-                Err(err) => {
-                    metrics::counter!(m::INTEL_SYNC, "result" => "failure").increment(1);
-                    tracing::warn!(error = %err, "Indicator sync failed; the topic keeps the previous set.");
-                    if once {
-                        return Err(err.into());
-                    }
-                }
-            }
-            fingerprint = now_fingerprint;
-            if misp_due {
-                last_misp = Some(Instant::now());
-            }
-        }
-        if once {
-            return Ok(ExitCode::SUCCESS);
-        }
-        std::thread::sleep(Duration::from_secs(
-            config.intel.reload_interval_secs.max(1),
-        ));
+    if !once {
+        let flag = shutdown.clone();
+        runtime.spawn(async move {
+            super::wait_for_signal().await;
+            tracing::info!("Shutdown requested.");
+            flag.store(true, Ordering::Release);
+        });
     }
+    let updater = super::start_updater(&runtime, &config, &store, misp, &shutdown);
+    let mut publish = |store: &IntelStore| -> Result<(), String> {
+        let next = snapshot_records(&store.load_full());
+        let (upserts, tombstones) =
+            publish_diff(&producer, &config.topics.indicators, &published, &next)?;
+        tracing::info!(
+            attributes = next.len(),
+            upserts,
+            tombstones,
+            "Indicator topic updated."
+        );
+        published = next;
+        Ok(())
+    };
+    let updater = match updater {
+        Ok(updater) if once && updater.first_error.is_some() => {
+            anyhow::bail!("sync failed: {}", updater.first_error.unwrap_or_default())
+        }
+        Ok(updater) if store.is_loaded() => {
+            publish(&store).map_err(anyhow::Error::msg)?;
+            updater
+        }
+        Ok(_) => anyhow::bail!("no indicator set to publish"),
+        Err(err) => return Err(err),
+    };
+    if once {
+        return Ok(ExitCode::SUCCESS);
+    }
+    runtime.block_on(updater.into_future(|store| {
+        if let Err(err) = publish(store) {
+            metrics::counter!(m::ERRORS, "stage" => "sync", "error_code" => "publish").increment(1);
+            tracing::warn!(error = %err, "Indicator topic not updated; retried at the next change.");
+        }
+    }));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Processors with `intel.source = "topic"`: read the topic, build, swap; keep following.
@@ -390,10 +382,12 @@ fn follow(
                     let stats = snapshot.stats().clone();
                     store.swap(snapshot);
                     m::record_snapshot(&stats, store.last_success_unix());
-                    metrics::counter!(m::INTEL_SYNC, "result" => "success").increment(1);
+                    metrics::counter!(m::INTEL_SYNC, "kind" => "topic", "result" => "success")
+                        .increment(1);
                 }
                 Ok(snapshot) => {
-                    metrics::counter!(m::INTEL_SYNC, "result" => "failure").increment(1);
+                    metrics::counter!(m::INTEL_SYNC, "kind" => "topic", "result" => "failure")
+                        .increment(1);
                     tracing::warn!(
                         attributes = snapshot.len(),
                         floor = config.intel.min_indicators,
@@ -401,7 +395,8 @@ fn follow(
                     );
                 }
                 Err(err) => {
-                    metrics::counter!(m::INTEL_SYNC, "result" => "failure").increment(1);
+                    metrics::counter!(m::INTEL_SYNC, "kind" => "topic", "result" => "failure")
+                        .increment(1);
                     tracing::warn!(error = %err, "Indicator set from topic not built; keeping the previous one.");
                 }
             }

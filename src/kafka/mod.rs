@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod changelog;
 pub mod demo;
+pub mod notifications;
 pub mod pipeline;
 
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::intel::update::IntelUpdater;
 use crate::intel::IntelStore;
 use crate::telemetry::metrics as m;
 use pipeline::{start_pipeline, PipelineDeps};
@@ -72,23 +74,8 @@ pub fn run_with(
     let intel_task = if config.intel.source == "topic" {
         changelog::spawn_follower(runtime, &config, store.clone(), shutdown.clone())?
     } else {
-        crate::intel::sync::load_persisted(&config, &store);
-        let first = runtime.block_on(crate::intel::sync::sync_once(
-            &config,
-            &store,
-            misp.as_ref(),
-        ));
-        if let Err(err) = first {
-            if !store.is_loaded() {
-                anyhow::bail!("no indicator set: the first load failed ({err}) and no persisted snapshot exists");
-            }
-        }
-        Some(runtime.spawn(intel_refresh(
-            config.clone(),
-            store.clone(),
-            misp.clone(),
-            shutdown.clone(),
-        )))
+        let updater = start_updater(runtime, &config, &store, misp.clone(), &shutdown)?;
+        Some(runtime.spawn(updater.into_future(|_| {})))
     };
 
     let sharing = config.sharing.enabled.then(|| {
@@ -157,34 +144,65 @@ pub fn run_with(
     result.map_err(anyhow::Error::from)
 }
 
-/// Re-loads when intel files change, and re-syncs MISP every `misp.sync_interval_secs`.
-async fn intel_refresh(
-    config: Config,
-    store: Arc<IntelStore>,
-    misp: Option<crate::misp::MispClient>,
+/// An [`IntelUpdater`] with its first load done, ready to run on its schedule.
+pub struct StartedUpdater {
+    updater: IntelUpdater,
+    notifications: Option<notifications::Notifications>,
     shutdown: Arc<AtomicBool>,
-) {
-    let sources = config.intel_sources();
-    let mut fingerprint = crate::intel::sync::files_fingerprint(&sources);
-    let file_period = Duration::from_secs(config.intel.reload_interval_secs.max(1));
-    let misp_period = Duration::from_secs(config.misp.sync_interval_secs.max(1));
-    let mut last_misp = tokio::time::Instant::now();
-    while !shutdown.load(Ordering::Acquire) {
-        tokio::time::sleep(file_period.min(misp_period)).await;
-        let now_fingerprint = crate::intel::sync::files_fingerprint(&sources);
-        let files_changed = now_fingerprint != fingerprint;
-        let misp_due = misp.is_some() && last_misp.elapsed() >= misp_period;
-        if files_changed || misp_due {
-            if files_changed {
-                tracing::info!("Indicator files changed; reloading.");
-            }
-            // Build off the runtime's I/O threads' critical path; the pipeline keeps the old
-            // snapshot until the new one is swapped in whole.
-            let _ = crate::intel::sync::sync_once(&config, &store, misp.as_ref()).await;
-            fingerprint = now_fingerprint;
-            if misp_due {
-                last_misp = tokio::time::Instant::now();
-            }
-        }
+    /// Why the first full load failed, when it did (a persisted snapshot serves meanwhile).
+    pub first_error: Option<String>,
+}
+
+impl StartedUpdater {
+    /// The updater's loop; `on_change` runs after every swap.
+    pub async fn into_future(self, on_change: impl FnMut(&IntelStore)) {
+        let StartedUpdater {
+            updater,
+            notifications,
+            shutdown,
+            ..
+        } = self;
+        let (deltas, thread) = match notifications {
+            Some(n) => (Some(n.deltas), Some(n.thread)),
+            None => (None, None),
+        };
+        updater.run(deltas, shutdown, on_change).await;
+        drop(thread);
     }
+}
+
+/// The persisted snapshot, MISP notifications (subscribed before the first pull, so nothing
+/// in between is missed), then the first full load. Fails only when nothing could be loaded.
+pub fn start_updater(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+    store: &Arc<IntelStore>,
+    misp: Option<crate::misp::MispClient>,
+    shutdown: &Arc<AtomicBool>,
+) -> anyhow::Result<StartedUpdater> {
+    crate::intel::sync::load_persisted(config, store);
+    let notifications = if config.misp.notifications.enabled {
+        let started = notifications::spawn(config, shutdown.clone())?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !started.ready.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(started)
+    } else {
+        None
+    };
+    let mut updater = IntelUpdater::new(config.clone(), store.clone(), misp);
+    let first_error = match runtime.block_on(updater.full()) {
+        Ok(()) => None,
+        Err(err) if store.is_loaded() => Some(err.to_string()),
+        Err(err) => anyhow::bail!(
+            "no indicator set: the first load failed ({err}) and no persisted snapshot exists"
+        ),
+    };
+    Ok(StartedUpdater {
+        updater,
+        notifications,
+        shutdown: shutdown.clone(),
+        first_error,
+    })
 }

@@ -23,9 +23,10 @@ pub const LOOKUP_CACHE_MISSES: &str = "wazuh_misp_lookup_cache_misses_total";
 pub const SIGHTINGS_SENT: &str = "wazuh_misp_sightings_sent_total";
 pub const IOCS_SHARED: &str = "wazuh_misp_iocs_shared_total";
 pub const BUILD_INFO: &str = "wazuh_misp_build_info";
+pub const MISP_NOTIFICATIONS: &str = "wazuh_misp_misp_notifications_total";
 
 /// Every name above, for the naming test and the dashboard check.
-pub const ALL: [&str; 20] = [
+pub const ALL: [&str; 21] = [
     ALERTS_CONSUMED,
     ALERTS_PROCESSED,
     OBSERVABLES_EXTRACTED,
@@ -46,6 +47,7 @@ pub const ALL: [&str; 20] = [
     SIGHTINGS_SENT,
     IOCS_SHARED,
     BUILD_INFO,
+    MISP_NOTIFICATIONS,
 ];
 
 /// Outcome label values.
@@ -110,7 +112,16 @@ pub fn describe(input_topic: &str) {
         Unit::Count,
         "Indicators in the current snapshot, by kind."
     );
-    describe_counter!(INTEL_SYNC, Unit::Count, "Indicator set loads, by result.");
+    describe_counter!(
+        INTEL_SYNC,
+        Unit::Count,
+        "Indicator set updates, by kind (full, incremental, notification, files, topic) and result."
+    );
+    describe_counter!(
+        MISP_NOTIFICATIONS,
+        Unit::Count,
+        "MISP Kafka notifications read, by topic and kind."
+    );
     describe_gauge!(
         INTEL_LAST_SUCCESS,
         Unit::Seconds,
@@ -158,8 +169,10 @@ pub fn describe(input_topic: &str) {
         metrics::counter!(DLQ_RECORDS, "reason" => reason).absolute(0);
     }
     metrics::counter!(ERRORS, "stage" => "produce", "error_code" => "delivery").absolute(0);
-    for result in ["success", "failure"] {
-        metrics::counter!(INTEL_SYNC, "result" => result).absolute(0);
+    for kind in ["full", "incremental", "notification", "files"] {
+        for result in ["success", "failure"] {
+            metrics::counter!(INTEL_SYNC, "kind" => kind, "result" => result).absolute(0);
+        }
     }
     for counter in [
         LOOKUP_CACHE_HITS,

@@ -125,7 +125,7 @@ async fn full_sync_pages_and_failures_keep_the_old_snapshot() {
     config.intel.snapshot_path = Some(dir.path().join("snapshot.json"));
     config.intel.min_indicators = 3;
     let client = misp_client(&config).unwrap();
-    let store = IntelStore::default();
+    let store = std::sync::Arc::new(IntelStore::default());
 
     sync_once(&config, &store, client.as_ref()).await.unwrap();
     assert_eq!(store.load().len(), 5);

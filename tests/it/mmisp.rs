@@ -36,7 +36,7 @@ fn hits(store: &IntelStore, ip: Option<&str>, host: Option<&str>) -> Vec<String>
 async fn full_sync_from_mmisp() {
     let config = config(false);
     let client = misp_client(&config).unwrap();
-    let store = IntelStore::default();
+    let store = std::sync::Arc::new(IntelStore::default());
     sync_once(&config, &store, client.as_ref())
         .await
         .expect("sync from mmisp-api");
@@ -79,7 +79,7 @@ async fn full_sync_from_mmisp() {
     );
 
     let non_ids = config_with_non_ids();
-    let store = IntelStore::default();
+    let store = std::sync::Arc::new(IntelStore::default());
     sync_once(&non_ids, &store, misp_client(&non_ids).unwrap().as_ref())
         .await
         .unwrap();
@@ -113,7 +113,7 @@ async fn live_lookup_on_mmisp() {
 async fn bad_key_is_an_auth_error_without_the_key() {
     let mut config = config(false);
     config.misp.api_key = Some(Secret::new("WRONG-KEY-not-valid-0000000000000000000000"));
-    let store = IntelStore::default();
+    let store = std::sync::Arc::new(IntelStore::default());
     let err = sync_once(&config, &store, misp_client(&config).unwrap().as_ref())
         .await
         .unwrap_err()
