@@ -585,3 +585,112 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// MISP's own Kafka notifications (FORMATS.md F.2, as MISP's KafkaPubTool produces them: no
+/// key, JSON with `action`) update the indicator set within seconds, on the real broker.
+#[test]
+fn misp_kafka_notifications_update_the_indicator_set() {
+    let mut config = setup(1);
+    config.misp.notifications.enabled = true;
+    config.misp.notifications.attribute_topic = unique("misp_attribute");
+    config.misp.notifications.event_publish_topic = unique("misp_event_publish");
+    config.misp.notifications.apply_delay_ms = 100;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let notify = &config.misp.notifications;
+    runtime
+        .block_on(wazuh_misp::kafka::admin::create_topics(
+            &config.kafka.brokers,
+            &[
+                wazuh_misp::kafka::admin::TopicSpec {
+                    name: &notify.attribute_topic,
+                    partitions: 2,
+                    compact: false,
+                },
+                wazuh_misp::kafka::admin::TopicSpec {
+                    name: &notify.event_publish_topic,
+                    partitions: 1,
+                    compact: false,
+                },
+            ],
+        ))
+        .unwrap();
+    let store = Arc::new(IntelStore::default());
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let started =
+        wazuh_misp::kafka::start_updater(&runtime, &config, &store, None, &shutdown).unwrap();
+    assert!(started.first_error.is_none());
+    let task = runtime.spawn(started.into_future(|_| {}));
+    assert_eq!(store.load().len(), 0);
+
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .create()
+        .unwrap();
+    let send = |topic: &str, payload: &str| {
+        producer
+            .send(BaseRecord::<(), str>::to(topic).payload(payload))
+            .unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+    };
+    let event = r#"{"id":"12","uuid":"5e000000-0000-4000-8000-000000000012","info":"MISP notified","threat_level_id":"2","published":false,"Orgc":{"name":"ORGNAME"}}"#;
+    let attribute = |value: &str, action: &str| {
+        format!(
+            r#"{{"Attribute":{{"id":"77","event_id":"12","object_id":"0","category":"Network activity","type":"ip-dst","value":"{value}","to_ids":true,"uuid":"5a000000-0000-4000-8000-000000000077","timestamp":"1764000000","distribution":"5","deleted":false,"Tag":[{{"name":"tlp:green"}}]}},"Event":{event},"action":"{action}"}}"#
+        )
+    };
+    let matches_ip = |ip: &str| {
+        let mut hits = 0;
+        store
+            .load()
+            .match_ip(ip.parse().unwrap(), &mut |_| hits += 1);
+        hits
+    };
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let started = Instant::now();
+        while !done() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "not applied within 20 s: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        started.elapsed()
+    };
+
+    send(&notify.attribute_topic, "this is not JSON");
+    send(&notify.attribute_topic, &attribute("198.51.100.77", "add"));
+    let took = wait_for("attribute add", &|| matches_ip("198.51.100.77") == 1);
+    eprintln!("attribute add applied after {took:?}");
+    send(&notify.attribute_topic, &attribute("198.51.100.78", "edit"));
+    wait_for("attribute edit", &|| {
+        matches_ip("198.51.100.78") == 1 && matches_ip("198.51.100.77") == 0
+    });
+    send(
+        &notify.attribute_topic,
+        &attribute("198.51.100.78", "soft-delete"),
+    );
+    wait_for("attribute soft-delete", &|| store.load().is_empty());
+
+    let publish = r#"{"Event":{"id":"13","uuid":"5e000000-0000-4000-8000-000000000013","info":"Published","threat_level_id":"1","published":true,"Orgc":{"name":"ORGNAME"},"Tag":[{"name":"tlp:white"}],
+        "Attribute":[{"type":"domain","category":"Network activity","value":"published.example","to_ids":true,"uuid":"5a000000-0000-4000-8000-000000000081","timestamp":"1764000000"}],
+        "Object":[{"name":"url","Attribute":[{"type":"url","category":"Network activity","value":"http://published.example/payload","to_ids":true,"uuid":"5a000000-0000-4000-8000-000000000082","timestamp":"1764000000"}]}]},"action":"publish"}"#;
+    send(&notify.event_publish_topic, publish);
+    wait_for("event publish", &|| store.load().len() == 2);
+    let snapshot = store.load_full();
+    let mut host_hits = 0;
+    snapshot.match_host("sub.published.example", &mut |_| host_hits += 1);
+    assert_eq!(
+        host_hits, 1,
+        "domain from the published event, parent-domain match"
+    );
+    let mut url_hits = 0;
+    snapshot.match_url("http://published.example/payload", &mut |_| url_hits += 1);
+    assert_eq!(url_hits, 1, "object attribute from the published event");
+
+    shutdown.store(true, Ordering::Release);
+    runtime.block_on(task).unwrap();
+}

@@ -20,7 +20,7 @@ fn sample_output(
         files: vec![repo("config/samples/misp-feed")],
         warninglists_dir: Some(repo("config/samples/warninglists")),
         include_non_ids: false,
-        misp_filter: Default::default(),
+        ..IntelSources::default()
     })
     .expect("samples load");
     let mut input = std::fs::read_to_string(repo("config/samples/alerts.jsonl")).unwrap();

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use wazuh_misp::config::{Config, Secret};
 use wazuh_misp::intel::sync::{load_persisted, misp_client, sync_once};
+use wazuh_misp::intel::update::{IntelUpdater, Step};
 use wazuh_misp::intel::IntelStore;
 use wazuh_misp::misp::lookup::{LiveLookup, LiveLookupOptions};
 
@@ -28,6 +29,7 @@ struct Fake {
     attributes: Mutex<Vec<Value>>,
     mode: Mutex<Mode>,
     requests: AtomicUsize,
+    bodies: Mutex<Vec<Value>>,
 }
 
 fn attribute(n: usize, value: &str, misp_type: &str) -> Value {
@@ -39,6 +41,7 @@ fn attribute(n: usize, value: &str, misp_type: &str) -> Value {
 
 async fn rest_search(State(fake): State<Arc<Fake>>, Json(body): Json<Value>) -> Response {
     fake.requests.fetch_add(1, Ordering::SeqCst);
+    fake.bodies.lock().unwrap().push(body.clone());
     let mode = *fake.mode.lock().unwrap();
     match mode {
         Mode::ServerError => {
@@ -62,6 +65,26 @@ async fn rest_search(State(fake): State<Arc<Fake>>, Json(body): Json<Value>) -> 
         Some(value) => all.into_iter().filter(|a| a["value"] == value).collect(),
         None => all,
     };
+    // restSearch semantics: deleted 0 by default ([0,1] for both), to_ids 1 for IDS only,
+    // timestamp / event_timestamp: changed since.
+    let with_deleted = body.get("deleted") == Some(&json!([0, 1]));
+    let ids_only = body.get("to_ids") == Some(&json!(1));
+    let since = body
+        .get("timestamp")
+        .or_else(|| body.get("event_timestamp"))
+        .and_then(Value::as_i64);
+    let ts = |a: &Value| {
+        a["timestamp"]
+            .as_str()
+            .and_then(|t| t.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let filtered: Vec<Value> = filtered
+        .into_iter()
+        .filter(|a| with_deleted || a["deleted"] != json!(true))
+        .filter(|a| !ids_only || a["to_ids"] == json!(true))
+        .filter(|a| since.is_none_or(|since| ts(a) >= since))
+        .collect();
     let limit = body
         .get("limit")
         .and_then(|v| v.as_u64())
@@ -88,6 +111,7 @@ async fn start(attributes: Vec<Value>) -> (Arc<Fake>, String) {
         attributes: Mutex::new(attributes),
         mode: Mutex::new(Mode::Normal),
         requests: AtomicUsize::new(0),
+        bodies: Mutex::new(Vec::new()),
     });
     let app = Router::new()
         .route("/attributes/restSearch", post(rest_search))
@@ -189,6 +213,128 @@ async fn full_sync_pages_and_failures_keep_the_old_snapshot() {
     let restarted = IntelStore::default();
     assert!(load_persisted(&config, &restarted));
     assert_eq!(restarted.load().len(), 4);
+}
+
+/// Incremental pulls ask for what changed since the last pull (deleted and non-IDS included)
+/// and apply it; a hard deletion, which leaves no trace to pull, waits for the full reconcile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_pulls_apply_changes_and_reconcile_catches_hard_deletes() {
+    let (fake, url) = start(five()).await;
+    let mut config = config(&url);
+    config.misp.sync_interval_secs = 1;
+    config.misp.full_sync_interval_secs = 3600;
+    let client = misp_client(&config).unwrap();
+    let store = Arc::new(IntelStore::default());
+    let mut updater = IntelUpdater::new(config.clone(), store.clone(), client);
+    updater.full().await.unwrap();
+    assert_eq!(store.load().len(), 5);
+    let ip_hits = |ip: &str| {
+        let mut hits = 0;
+        store
+            .load()
+            .match_ip(ip.parse().unwrap(), &mut |_| hits += 1);
+        hits
+    };
+    let host_hits = |host: &str| {
+        let mut hits = 0;
+        store.load().match_host(host, &mut |_| hits += 1);
+        hits
+    };
+
+    // Nothing changed: an incremental pull touches nothing.
+    assert_eq!(updater.incremental().await.unwrap(), 0);
+
+    // In MISP: evil.com soft-deleted, the md5 flipped to to_ids=false, a new IP added,
+    // 1.2.3.4 hard-deleted (gone without a trace).
+    let now = chrono::Utc::now().timestamp().to_string();
+    {
+        let mut attributes = fake.attributes.lock().unwrap();
+        attributes[1]["deleted"] = json!(true);
+        attributes[1]["timestamp"] = json!(now);
+        attributes[2]["to_ids"] = json!(false);
+        attributes[2]["timestamp"] = json!(now);
+        let mut added = attribute(6, "198.51.100.6", "ip-dst");
+        added["timestamp"] = json!(now);
+        attributes.push(added);
+        attributes.remove(0);
+    }
+    fake.bodies.lock().unwrap().clear();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        updater.tick().await,
+        Step::Changed,
+        "the incremental pull was due"
+    );
+    let bodies = fake.bodies.lock().unwrap().clone();
+    assert!(
+        bodies.iter().any(|b| b.get("timestamp").is_some())
+            && bodies.iter().any(|b| b.get("event_timestamp").is_some()),
+        "pulls by attribute and by event timestamp: {bodies:?}"
+    );
+    assert!(bodies
+        .iter()
+        .all(|b| b["deleted"] == json!([0, 1]) && b.get("to_ids").is_none()));
+    assert_eq!(host_hits("evil.com"), 0, "soft-deleted");
+    assert_eq!(
+        store.load().len(),
+        4,
+        "md5 flipped out, new IP in, 1.2.3.4 not seen yet"
+    );
+    assert_eq!(ip_hits("198.51.100.6"), 1);
+    assert_eq!(
+        ip_hits("1.2.3.4"),
+        1,
+        "a hard deletion is invisible to incremental pulls"
+    );
+    let mut md5_hits = 0;
+    store
+        .load()
+        .match_hash("5d41402abc4b2a76b9719d911017c592", &mut |_| md5_hits += 1);
+    assert_eq!(md5_hits, 0, "to_ids flipped off");
+
+    // The full reconcile catches it.
+    updater.full().await.unwrap();
+    assert_eq!(ip_hits("1.2.3.4"), 0);
+    assert_eq!(store.load().len(), 3);
+
+    // MISP down: an incremental pull fails and the set stays.
+    *fake.mode.lock().unwrap() = Mode::ServerError;
+    assert!(updater.incremental().await.is_err());
+    assert_eq!(store.load().len(), 3);
+}
+
+/// Files reload without touching the MISP part, and a restart keeps the two apart too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_reload_keeps_misp_attributes() {
+    let (_fake, url) = start(five()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("local.txt");
+    std::fs::write(&list, "203.0.113.9\n").unwrap();
+    let mut config = config(&url);
+    config.intel.files = vec![list.clone()];
+    config.intel.snapshot_path = Some(dir.path().join("snapshot.json"));
+    let client = misp_client(&config).unwrap();
+    let store = Arc::new(IntelStore::default());
+    let mut updater = IntelUpdater::new(config.clone(), store.clone(), client);
+    updater.full().await.unwrap();
+    assert_eq!(store.load().len(), 6);
+    std::fs::write(&list, "203.0.113.10\n203.0.113.11\n").unwrap();
+    updater.reload_local().unwrap();
+    let snapshot = store.load_full();
+    assert_eq!(snapshot.len(), 7, "5 from MISP + 2 from the file");
+    assert_eq!(snapshot.attributes().filter(|a| a.from_misp).count(), 5);
+
+    // The persisted snapshot remembers which attributes came from MISP.
+    let restarted = Arc::new(IntelStore::default());
+    assert!(load_persisted(&config, &restarted));
+    assert_eq!(
+        restarted
+            .load()
+            .attributes()
+            .filter(|a| a.from_misp)
+            .count(),
+        5
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
