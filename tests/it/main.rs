@@ -8,6 +8,7 @@ mod corpus;
 mod golden;
 mod kafka_mock;
 mod misp_fake;
+mod misp_push;
 mod props;
 mod semantics;
 mod server;
