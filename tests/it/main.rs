@@ -17,3 +17,5 @@ mod server;
 mod broker;
 #[cfg(feature = "misp-tests")]
 mod mmisp;
+#[cfg(feature = "misp-tests")]
+mod pymisp_schema;
