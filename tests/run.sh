@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README, .ci/run): starts what the tests need — a real Apache
-# Kafka broker (kafka/start.sh) and mmisp-api as a MISP (tests/mmisp/start.sh) — runs every
+# Kafka broker (kafka/start.sh) and mmisp-api as a MISP (tests/mmisp/start.sh), fetches PyMISP's
+# event schema (tests/pymisp/fetch-schema.sh) — runs every
 # test, checks the Helm chart and the alert rules, and stops the services again.
 #
 #   bash tests/run.sh            # everything
@@ -29,6 +30,10 @@ echo "== starting mmisp-api on 127.0.0.1:$MMISP_PORT"
 bash tests/mmisp/start.sh --seed
 export MMISP_URL="$(cat "$MMISP_STATE_DIR/base_url")"
 export MMISP_API_KEY_FILE="$MMISP_STATE_DIR/api_key"
+
+echo "== PyMISP's event JSON schema (request bodies are validated against it)"
+PYMISP_SCHEMA="$(bash tests/pymisp/fetch-schema.sh)"
+export PYMISP_SCHEMA
 
 echo "== cargo test (unit, integration, real broker, mmisp)"
 export METRICS_SCRAPE_OUT="${ROOT}/target/metrics-scrape.txt"

@@ -78,11 +78,22 @@ pub fn run_with(
         Some(runtime.spawn(updater.into_future(|_| {})))
     };
 
+    let push_shutdown = tokio_util::sync::CancellationToken::new();
+    let mut push_task = None;
     let sharing = config.sharing.enabled.then(|| {
-        Arc::new(crate::misp::sharing::IocSharing::new(
+        let sharing = crate::misp::sharing::IocSharing::new(
             config.sharing.min_rule_level,
             Duration::from_secs(config.sharing.dedup_ttl_secs.max(1)),
-        ))
+        );
+        match (&misp, config.sharing.push_to_misp) {
+            (Some(client), true) => {
+                let options = crate::misp::push::PushOptions::from_config(&config.sharing);
+                let (sender, pusher) = crate::misp::push::ioc_pusher(client.clone(), options);
+                push_task = Some(runtime.spawn(pusher.run(push_shutdown.clone())));
+                Arc::new(sharing.with_pusher(sender))
+            }
+            _ => Arc::new(sharing),
+        }
     });
     let sightings = match (&misp, config.sightings.enabled) {
         (Some(client), true) => {
@@ -138,6 +149,11 @@ pub fn run_with(
     tracing::info!(input = %config.topics.input, group = %config.kafka.group_id, workers = config.workers(), exactly_once = config.kafka.exactly_once, "Pipeline running.");
     let result = handle.join();
     shutdown.store(true, Ordering::Release);
+    if let Some(task) = push_task {
+        // Best effort: the last batch of new IOCs into MISP, bounded in time.
+        push_shutdown.cancel();
+        let _ = runtime.block_on(tokio::time::timeout(Duration::from_secs(15), task));
+    }
     if let Some(task) = intel_task {
         task.abort();
     }

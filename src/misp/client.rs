@@ -336,12 +336,16 @@ struct EventWrapper<'a> {
     event: &'a Value,
 }
 
-#[derive(Serialize)]
-struct SightingRequest<'a> {
-    values: &'a [String],
-    source: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    timestamp: Option<i64>,
+/// The `/sightings/add` body: `{"values":[...],"source":...}` plus `timestamp`
+/// when given.
+pub fn sightings_body(values: &[String], source: &str, timestamp: Option<i64>) -> Value {
+    let mut body = Map::new();
+    body.insert("values".to_owned(), Value::from(values.to_vec()));
+    body.insert("source".to_owned(), Value::from(source));
+    if let Some(timestamp) = timestamp {
+        body.insert("timestamp".to_owned(), Value::from(timestamp));
+    }
+    Value::Object(body)
 }
 
 /// Spaces successive requests at least `interval` apart (no burst).
@@ -658,11 +662,7 @@ impl MispClient {
             return Ok(());
         }
         let path = PATH_SIGHTINGS_ADD;
-        let payload = to_json_bytes(&SightingRequest {
-            values,
-            source,
-            timestamp,
-        })?;
+        let payload = to_json_bytes(&sightings_body(values, source, timestamp))?;
         let reply = self.misp_request(Method::POST, path, Some(payload)).await?;
         let answer: Value = self.inner.parse_json(path, &reply.body)?;
         if answer.get("Sighting").is_some() {
@@ -716,6 +716,20 @@ impl MispClient {
         })
     }
 
+    /// `POST /events/add` with `event` exactly as given (MISP also accepts the
+    /// bare form `{"info":...}`; mmisp-api accepts only that). Returns the
+    /// created Event object.
+    pub async fn add_event_bare(&self, event: &Value) -> Result<Value, MispError> {
+        let path = PATH_EVENTS_ADD;
+        let payload = to_json_bytes(event)?;
+        let reply = self.misp_request(Method::POST, path, Some(payload)).await?;
+        let answer: Value = self.inner.parse_json(path, &reply.body)?;
+        take_key(answer, "Event").ok_or_else(|| MispError::Malformed {
+            path: path.to_owned(),
+            reason: "response has no `Event`".to_owned(),
+        })
+    }
+
     /// `POST /attributes/add/{event_id}` (`event_id`: id or UUID) with
     /// `attribute` as given (bare, `{"Attribute":{...}}` or a list). Returns
     /// the response's `Attribute` (an object, or a list for a batch).
@@ -724,6 +738,22 @@ impl MispClient {
         &self,
         event_id: &str,
         attribute: &Value,
+    ) -> Result<Value, MispError> {
+        let path = format!("/attributes/add/{event_id}");
+        let answer = self.add_attributes(event_id, attribute).await?;
+        take_key(answer, "Attribute").ok_or_else(|| MispError::Malformed {
+            path,
+            reason: "response has no `Attribute`".to_owned(),
+        })
+    }
+
+    /// Like [`MispClient::add_attribute`], but returns the whole answer: for a
+    /// list, MISP answers 200 with `{"Attribute":[saved...],"errors":{"attribute_N":...}}`
+    /// when only some were saved (403 with `errors` when none was).
+    pub async fn add_attributes(
+        &self,
+        event_id: &str,
+        attributes: &Value,
     ) -> Result<Value, MispError> {
         if event_id.is_empty()
             || !event_id
@@ -735,15 +765,11 @@ impl MispClient {
             ));
         }
         let path = format!("/attributes/add/{event_id}");
-        let payload = to_json_bytes(attribute)?;
+        let payload = to_json_bytes(attributes)?;
         let reply = self
             .misp_request(Method::POST, &path, Some(payload))
             .await?;
-        let answer: Value = self.inner.parse_json(&path, &reply.body)?;
-        take_key(answer, "Attribute").ok_or_else(|| MispError::Malformed {
-            path,
-            reason: "response has no `Attribute`".to_owned(),
-        })
+        self.inner.parse_json(&path, &reply.body)
     }
 
     /// `POST /events/restSearch` with `filter` plus `returnFormat: "json"`.

@@ -5,12 +5,14 @@
 //!   `/sightings/add`, `/servers/getVersion`, and plain feed downloads with
 //!   ETag support.
 //! - [`Secret`]: the API key; prints as `***` everywhere.
+//! - [`push::IocPusher`]: new IOCs into one MISP event per UTC day.
 //!
 //! The module is self-contained: it reads no file at run time except the
 //! optional `ca_file`.
 
 pub mod client;
 pub mod lookup;
+pub mod push;
 pub mod secret;
 pub mod sharing;
 pub mod sightings;
@@ -19,6 +21,7 @@ pub mod sightings;
 mod tests;
 
 pub use client::{
-    parse_attribute_page, FeedResponse, MispClient, MispClientConfig, MispError, SyncStats,
+    parse_attribute_page, sightings_body, FeedResponse, MispClient, MispClientConfig, MispError,
+    SyncStats,
 };
 pub use secret::Secret;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use moka::sync::Cache;
 use serde_json::json;
 
+use super::push::IocPushSender;
 use crate::intel::IntelSnapshot;
 use crate::model::observable::{IocKind, Observable};
 use crate::pipeline::extract::Extraction;
@@ -21,6 +22,7 @@ use crate::pipeline::normalize;
 pub struct IocSharing {
     min_rule_level: u8,
     shared: Cache<String, ()>,
+    pusher: Option<IocPushSender>,
 }
 
 /// One record for the IOC topic.
@@ -38,7 +40,14 @@ impl IocSharing {
                 .max_capacity(2_000_000)
                 .time_to_live(dedup_ttl)
                 .build(),
+            pusher: None,
         }
+    }
+
+    /// Also hands every shared record to `pusher` (MISP push; never blocks).
+    pub fn with_pusher(mut self, pusher: IocPushSender) -> Self {
+        self.pusher = Some(pusher);
+        self
     }
 
     /// The MISP type and category an observable would have as an attribute.
@@ -122,6 +131,9 @@ impl IocSharing {
                     "field": observable.field,
                 },
             });
+            if let Some(pusher) = &self.pusher {
+                pusher.push(record.clone());
+            }
             out.push(SharedIoc {
                 key: observable.value.to_string(),
                 payload: serde_json::to_vec(&record).unwrap_or_default(),

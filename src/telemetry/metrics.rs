@@ -24,9 +24,12 @@ pub const SIGHTINGS_SENT: &str = "wazuh_misp_sightings_sent_total";
 pub const IOCS_SHARED: &str = "wazuh_misp_iocs_shared_total";
 pub const BUILD_INFO: &str = "wazuh_misp_build_info";
 pub const MISP_NOTIFICATIONS: &str = "wazuh_misp_misp_notifications_total";
+pub const IOCS_PUSHED: &str = "wazuh_misp_iocs_pushed_total";
+pub const IOC_PUSH_FAILURES: &str = "wazuh_misp_ioc_push_failures_total";
+pub const IOC_PUSH_DROPPED: &str = "wazuh_misp_ioc_push_dropped_total";
 
 /// Every name above, for the naming test and the dashboard check.
-pub const ALL: [&str; 21] = [
+pub const ALL: [&str; 24] = [
     ALERTS_CONSUMED,
     ALERTS_PROCESSED,
     OBSERVABLES_EXTRACTED,
@@ -48,6 +51,9 @@ pub const ALL: [&str; 21] = [
     IOCS_SHARED,
     BUILD_INFO,
     MISP_NOTIFICATIONS,
+    IOCS_PUSHED,
+    IOC_PUSH_FAILURES,
+    IOC_PUSH_DROPPED,
 ];
 
 /// Outcome label values.
@@ -149,6 +155,21 @@ pub fn describe(input_topic: &str) {
         "New IOCs published to the IOC topic."
     );
     describe_gauge!(BUILD_INFO, Unit::Count, "Build information.");
+    describe_counter!(
+        IOCS_PUSHED,
+        Unit::Count,
+        "New IOCs saved as attributes of the daily MISP event."
+    );
+    describe_counter!(
+        IOC_PUSH_FAILURES,
+        Unit::Count,
+        "Pushes to MISP that failed (the batch is kept and retried)."
+    );
+    describe_counter!(
+        IOC_PUSH_DROPPED,
+        Unit::Count,
+        "IOCs not pushed to MISP because the queue or the pending batch was full."
+    );
 
     metrics::counter!(ALERTS_CONSUMED, "topic" => input_topic.to_string()).absolute(0);
     for outcome in OUTCOMES {
@@ -179,6 +200,9 @@ pub fn describe(input_topic: &str) {
         LOOKUP_CACHE_MISSES,
         SIGHTINGS_SENT,
         IOCS_SHARED,
+        IOCS_PUSHED,
+        IOC_PUSH_FAILURES,
+        IOC_PUSH_DROPPED,
     ] {
         metrics::counter!(counter).absolute(0);
     }

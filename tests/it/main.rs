@@ -8,6 +8,7 @@ mod corpus;
 mod golden;
 mod kafka_mock;
 mod misp_fake;
+mod misp_push;
 mod props;
 mod semantics;
 mod server;
@@ -16,3 +17,5 @@ mod server;
 mod broker;
 #[cfg(feature = "misp-tests")]
 mod mmisp;
+#[cfg(feature = "misp-tests")]
+mod pymisp_schema;
