@@ -19,6 +19,7 @@ pub mod sightings;
 mod tests;
 
 pub use client::{
-    parse_attribute_page, FeedResponse, MispClient, MispClientConfig, MispError, SyncStats,
+    parse_attribute_page, FeedDownload, FeedResponse, MispClient, MispClientConfig, MispError,
+    SyncStats,
 };
 pub use secret::Secret;
