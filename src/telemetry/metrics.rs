@@ -23,9 +23,12 @@ pub const LOOKUP_CACHE_MISSES: &str = "wazuh_misp_lookup_cache_misses_total";
 pub const SIGHTINGS_SENT: &str = "wazuh_misp_sightings_sent_total";
 pub const IOCS_SHARED: &str = "wazuh_misp_iocs_shared_total";
 pub const BUILD_INFO: &str = "wazuh_misp_build_info";
+pub const FEED_FETCHES: &str = "wazuh_misp_feed_fetches_total";
+pub const FEED_EVENTS_FETCHED: &str = "wazuh_misp_feed_events_fetched_total";
+pub const FEED_BYTES: &str = "wazuh_misp_feed_bytes_total";
 
 /// Every name above, for the naming test and the dashboard check.
-pub const ALL: [&str; 20] = [
+pub const ALL: [&str; 23] = [
     ALERTS_CONSUMED,
     ALERTS_PROCESSED,
     OBSERVABLES_EXTRACTED,
@@ -46,6 +49,9 @@ pub const ALL: [&str; 20] = [
     SIGHTINGS_SENT,
     IOCS_SHARED,
     BUILD_INFO,
+    FEED_FETCHES,
+    FEED_EVENTS_FETCHED,
+    FEED_BYTES,
 ];
 
 /// Outcome label values.
@@ -138,6 +144,21 @@ pub fn describe(input_topic: &str) {
         "New IOCs published to the IOC topic."
     );
     describe_gauge!(BUILD_INFO, Unit::Count, "Build information.");
+    describe_counter!(
+        FEED_FETCHES,
+        Unit::Count,
+        "Feed fetches (intel.feeds), by result: changed, unchanged, failure."
+    );
+    describe_counter!(
+        FEED_EVENTS_FETCHED,
+        Unit::Count,
+        "MISP feed event files fetched (new or changed in the manifest)."
+    );
+    describe_counter!(
+        FEED_BYTES,
+        Unit::Bytes,
+        "Feed body bytes downloaded (after gzip decoding)."
+    );
 
     metrics::counter!(ALERTS_CONSUMED, "topic" => input_topic.to_string()).absolute(0);
     for outcome in OUTCOMES {
@@ -166,8 +187,13 @@ pub fn describe(input_topic: &str) {
         LOOKUP_CACHE_MISSES,
         SIGHTINGS_SENT,
         IOCS_SHARED,
+        FEED_EVENTS_FETCHED,
+        FEED_BYTES,
     ] {
         metrics::counter!(counter).absolute(0);
+    }
+    for result in ["changed", "unchanged", "failure"] {
+        metrics::counter!(FEED_FETCHES, "result" => result).absolute(0);
     }
     metrics::gauge!(KAFKA_ASSIGNED_PARTITIONS).set(0.0);
     metrics::gauge!(KAFKA_PRODUCER_QUEUE).set(0.0);
