@@ -650,6 +650,136 @@ impl Loader {
         }
     }
 
+    /// The event of a CSV or freetext feed: one per feed, keyed `feed:<source>`.
+    fn feed_event(&mut self, builder: &mut SnapshotBuilder, source: &str) -> u32 {
+        let event = RawEvent {
+            info: Cow::Owned(format!("Feed {source}")),
+            orgc: Some(RawOrg {
+                name: Cow::Borrowed(source),
+            }),
+            ..RawEvent::default()
+        };
+        self.event_handle(builder, &event, &format!("feed:{source}"))
+    }
+
+    /// Adds one feed value; its uuid is `feed:<source>#<value>`, the same on every fetch.
+    fn add_feed_value(
+        builder: &mut SnapshotBuilder,
+        event: u32,
+        source: &str,
+        value: &str,
+        to_ids: bool,
+    ) -> bool {
+        let Some((misp_type, category)) = infer_type(value) else {
+            return false;
+        };
+        let uuid = format!("feed:{source}#{value}");
+        builder.add_attribute(
+            event,
+            &AttributeInput {
+                uuid: &uuid,
+                misp_type,
+                category,
+                value,
+                to_ids,
+                ..AttributeInput::default()
+            },
+            &[],
+        );
+        true
+    }
+
+    /// A MISP "simple CSV" feed: no header; rows whose first cell starts with `#` are
+    /// comments; `columns` are the 1-based cells holding indicators (empty: every cell);
+    /// cells are trimmed of whitespace and quotes and their type inferred ([`infer_type`]),
+    /// cells of no known type are skipped. Returns the number of values added.
+    pub fn add_csv_feed(
+        &mut self,
+        builder: &mut SnapshotBuilder,
+        bytes: &[u8],
+        columns: &[usize],
+        delimiter: u8,
+        to_ids: bool,
+        source: &str,
+    ) -> Result<usize, LoadError> {
+        // Comment rows go before parsing: an odd quote in a comment must not swallow rows.
+        let text = String::from_utf8_lossy(bytes);
+        let mut rows = String::with_capacity(text.len());
+        for line in text.lines() {
+            let first =
+                line.trim_start_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'');
+            if first.is_empty() || first.starts_with('#') {
+                continue;
+            }
+            rows.push_str(line);
+            rows.push('\n');
+        }
+        let handle = self.feed_event(builder, source);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .from_reader(rows.as_bytes());
+        let mut added = 0;
+        let mut record = csv::StringRecord::new();
+        loop {
+            match reader.read_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(err) => {
+                    return Err(LoadError::Csv {
+                        path: PathBuf::from(source),
+                        reason: err.to_string(),
+                    })
+                }
+            }
+            let mut add = |cell: &str| {
+                let value = trim_cell(cell);
+                if !value.is_empty() && Self::add_feed_value(builder, handle, source, value, to_ids)
+                {
+                    added += 1;
+                }
+            };
+            if columns.is_empty() {
+                record.iter().for_each(&mut add);
+            } else {
+                for column in columns {
+                    if let Some(cell) = column.checked_sub(1).and_then(|idx| record.get(idx)) {
+                        add(cell);
+                    }
+                }
+            }
+        }
+        Ok(added)
+    }
+
+    /// A freetext feed: every indicator-looking token of every line, after re-fanging
+    /// (`hxxp`, `[.]`, `[@]`, ...); lines starting with `#` or `//` are comments. Returns the
+    /// number of values added.
+    pub fn add_freetext_feed(
+        &mut self,
+        builder: &mut SnapshotBuilder,
+        text: &str,
+        to_ids: bool,
+        source: &str,
+    ) -> usize {
+        let handle = self.feed_event(builder, source);
+        let mut added = 0;
+        let mut refanged = String::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with("//") {
+                continue;
+            }
+            for value in freetext_values(line, &mut refanged) {
+                if Self::add_feed_value(builder, handle, source, value, to_ids) {
+                    added += 1;
+                }
+            }
+        }
+        added
+    }
+
     /// Loads one path, detecting its format.
     pub fn add_path(
         &mut self,
@@ -709,6 +839,35 @@ pub fn infer_type(value: &str) -> Option<(&'static str, &'static str)> {
     None
 }
 
+/// Checks that `bytes` is one MISP event (`{"Event":{...}}`) and returns its uuid
+/// (empty when it has none). For feed fetchers, before they replace a cached event.
+pub fn check_event_json(bytes: &[u8]) -> Result<String, String> {
+    let wrapper: EventWrapper<'_> = serde_json::from_slice(bytes).map_err(|err| err.to_string())?;
+    Ok(wrapper.event.uuid.into_owned())
+}
+
+/// A CSV cell without surrounding whitespace and quotes.
+fn trim_cell(cell: &str) -> &str {
+    cell.trim_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+}
+
+/// The candidate values of one freetext line: re-fanged, split at whitespace and
+/// separators, sentence punctuation trimmed. Whether one is an indicator is for
+/// [`infer_type`] to say.
+fn freetext_values<'a>(line: &str, refanged: &'a mut String) -> impl Iterator<Item = &'a str> {
+    crate::pipeline::text::refang_into(line, refanged);
+    refanged
+        .split(|c: char| {
+            c.is_whitespace() || matches!(c, ',' | ';' | '|' | '"' | '\'' | '<' | '>' | '`')
+        })
+        .map(|token| {
+            token
+                .trim_start_matches(['(', '[', '{'])
+                .trim_end_matches(['.', ',', ':', ')', ']', '}', '!', '?'])
+        })
+        .filter(|token| !token.is_empty())
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
     std::fs::read(path).map_err(|source| LoadError::Io {
         path: path.to_path_buf(),
@@ -733,6 +892,132 @@ mod tests {
         ];
         for (value, want) in cases {
             assert_eq!(infer_type(value).map(|(t, _)| t), want, "{value}");
+        }
+    }
+
+    fn values(builder: SnapshotBuilder) -> Vec<(String, String, String, bool)> {
+        let snapshot = builder.build();
+        let mut out: Vec<_> = snapshot
+            .attributes()
+            .map(|a| {
+                (
+                    a.misp_type.to_string(),
+                    a.value.to_string(),
+                    a.uuid.to_string(),
+                    a.to_ids,
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn csv_feed_columns_comments_quotes_and_tabs() {
+        let body = b"# a comment with an odd quote \" and 6.6.6.6\n\
+                     \t# indented comment 7.7.7.7\n\
+                     1.2.3.4\t\"evil.example\"\t 'http://bad.example/x' \n\
+                     \n\
+                     not-an-ioc\t5d41402abc4b2a76b9719d911017c592\n\
+                     short\n";
+        let mut builder = SnapshotBuilder::new(true, None);
+        let added = Loader::default()
+            .add_csv_feed(&mut builder, body, &[], b'\t', true, "f")
+            .expect("csv");
+        assert_eq!(added, 4, "every column when none are chosen");
+        let got = values(builder);
+        let types: Vec<&str> = got.iter().map(|(t, ..)| t.as_str()).collect();
+        assert_eq!(types, ["domain", "ip-dst", "md5", "url"]);
+        assert!(got
+            .iter()
+            .any(|(_, v, u, _)| v == "evil.example" && u == "feed:f#evil.example"));
+        assert!(!got
+            .iter()
+            .any(|(_, v, ..)| v.contains("6.6.6.6") || v.contains("7.7.7.7")));
+
+        // Chosen columns only, out-of-range columns ignored, comma default.
+        let mut builder = SnapshotBuilder::new(true, None);
+        let added = Loader::default()
+            .add_csv_feed(
+                &mut builder,
+                b"1.2.3.4,evil.example\n5.6.7.8\n",
+                &[1, 9],
+                b',',
+                false,
+                "g",
+            )
+            .expect("csv");
+        assert_eq!(added, 2);
+        let got = values(builder);
+        assert!(got.iter().all(|(t, _, _, to_ids)| t == "ip-dst" && !to_ids));
+    }
+
+    #[test]
+    fn freetext_feed_takes_every_token_after_refanging() {
+        let text = "# header http://source.example/terms\n\
+                    hxxps://evil[.]example/a?b=1, (1.2.3[.]4) and user[@]phish[.]net.\n\
+                    // 9.9.9.9 comment\n\
+                    [bad.example] | 2a0e:1c80::1 ; 5d41402abc4b2a76b9719d911017c592\n\
+                    nothing to see\n";
+        let mut builder = SnapshotBuilder::new(true, None);
+        let added = Loader::default().add_freetext_feed(&mut builder, text, true, "t");
+        let got = values(builder);
+        let pairs: Vec<(&str, &str)> = got
+            .iter()
+            .map(|(t, v, ..)| (t.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(added, 6, "{pairs:?}");
+        for want in [
+            ("url", "https://evil.example/a?b=1"),
+            ("ip-dst", "1.2.3.4"),
+            ("email-src", "user@phish.net"),
+            ("domain", "bad.example"),
+            ("md5", "5d41402abc4b2a76b9719d911017c592"),
+        ] {
+            assert!(pairs.contains(&want), "{want:?} missing from {pairs:?}");
+        }
+        assert!(!pairs
+            .iter()
+            .any(|(_, v)| v.contains("source.example") || v.contains("9.9.9.9")));
+    }
+
+    #[test]
+    fn feed_values_have_stable_uuids() {
+        let load = || {
+            let mut builder = SnapshotBuilder::new(true, None);
+            Loader::default().add_freetext_feed(&mut builder, "b.example\na.example\n", true, "t");
+            values(builder)
+        };
+        let first = load();
+        let mut builder = SnapshotBuilder::new(true, None);
+        Loader::default().add_freetext_feed(
+            &mut builder,
+            "new.example\na.example\nb.example\n",
+            true,
+            "t",
+        );
+        let second = values(builder);
+        for attribute in &first {
+            assert!(second.contains(attribute), "{attribute:?} keeps its uuid");
+        }
+        assert_eq!(first, load());
+    }
+
+    #[test]
+    fn event_json_check() {
+        assert_eq!(
+            check_event_json(
+                br#"{"Event":{"uuid":"5a000000-0000-4000-8000-00000000000a","Attribute":[]}}"#
+            ),
+            Ok("5a000000-0000-4000-8000-00000000000a".to_string())
+        );
+        assert_eq!(check_event_json(br#"{"Event":{}}"#), Ok(String::new()));
+        for bad in [&b"{}"[..], b"{\"Event\": ", b"<html>", b"[]"] {
+            assert!(
+                check_event_json(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The indicator set, on its own schedule: loaded from files, feeds and MISP, built into an
 //! immutable [`IntelSnapshot`] and swapped whole into the [`IntelStore`] that every worker reads.
 
+pub mod feeds;
 pub mod index;
 pub mod load;
 pub mod snapshot;

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use rand::Rng;
 use reqwest::header::{
-    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH, RETRY_AFTER,
+    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE,
+    IF_NONE_MATCH, LAST_MODIFIED, RETRY_AFTER,
 };
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -124,6 +125,38 @@ impl fmt::Debug for FeedResponse {
                 .debug_struct("Body")
                 .field("len", &bytes.len())
                 .field("etag", etag)
+                .finish(),
+        }
+    }
+}
+
+/// The answer to [`MispClient::get_feed_conditional`]: like [`FeedResponse`], with the
+/// `Last-Modified` validator too.
+#[derive(Clone, PartialEq, Eq)]
+pub enum FeedDownload {
+    /// 304: the validators sent still match.
+    NotModified,
+    /// A 2xx body, with the server's `ETag` and `Last-Modified` if it sent them.
+    Body {
+        bytes: Vec<u8>,
+        etag: Option<String>,
+        last_modified: Option<String>,
+    },
+}
+
+impl fmt::Debug for FeedDownload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FeedDownload::NotModified => f.write_str("NotModified"),
+            FeedDownload::Body {
+                bytes,
+                etag,
+                last_modified,
+            } => f
+                .debug_struct("Body")
+                .field("len", &bytes.len())
+                .field("etag", etag)
+                .field("last_modified", last_modified)
                 .finish(),
         }
     }
@@ -385,10 +418,11 @@ struct Inner {
     http: reqwest::Client,
     /// Client for feeds elsewhere: always verifies TLS.
     feed_http: reqwest::Client,
-    base: Url,
+    /// The MISP origin; `None` for a feeds-only client (no MISP, no key).
+    base: Option<Url>,
     base_url: String,
     api_key: Secret,
-    auth: HeaderValue,
+    auth: Option<HeaderValue>,
     max_retries: u32,
     page_size: u32,
     rate_limit_per_sec: Option<u32>,
@@ -472,71 +506,63 @@ impl MispClient {
         let user_agent = HeaderValue::from_str(&cfg.user_agent)
             .map_err(|_| config_error("user_agent is not a valid http header value"))?;
 
-        let roots = match &cfg.ca_file {
-            None => Vec::new(),
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    config_error(format!("cannot read ca_file {}: {e}", path.display()))
-                })?;
-                let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                    config_error(format!(
-                        "invalid PEM in ca_file {}: {}",
-                        path.display(),
-                        describe_http_error(&e)
-                    ))
-                })?;
-                if certs.is_empty() {
-                    return Err(config_error(format!(
-                        "no certificate found in ca_file {}",
-                        path.display()
-                    )));
-                }
-                certs
-            }
-        };
-
-        let builder = |verify: bool| {
-            let mut b = reqwest::Client::builder()
-                .use_rustls_tls()
-                .user_agent(user_agent.clone())
-                .timeout(cfg.timeout)
-                .connect_timeout(cfg.timeout.min(CONNECT_TIMEOUT_CAP))
-                .gzip(true);
-            for cert in &roots {
-                b = b.add_root_certificate(cert.clone());
-            }
-            if !verify {
-                b = b.danger_accept_invalid_certs(true);
-            }
-            b.build().map_err(|e| {
-                config_error(format!(
-                    "cannot build the http client: {}",
-                    describe_http_error(&e)
-                ))
-            })
-        };
         if !cfg.verify_tls {
             warn!(
                 url = %base_url,
                 "TLS certificate verification is disabled for MISP; do not do this in production."
             );
         }
-        let http = builder(cfg.verify_tls)?;
-        let feed_http = builder(true)?;
+        let roots = read_roots(cfg.ca_file.as_deref())?;
+        let http = http_client(&user_agent, cfg.timeout, &roots, cfg.verify_tls)?;
+        let feed_http = http_client(&user_agent, cfg.timeout, &roots, true)?;
 
         Ok(MispClient {
             inner: Arc::new(Inner {
                 http,
                 feed_http,
-                base,
+                base: Some(base),
                 base_url,
                 api_key,
-                auth,
+                auth: Some(auth),
                 max_retries: cfg.max_retries,
                 page_size: cfg.page_size,
                 rate_limit_per_sec: cfg.rate_limit_per_sec,
                 limiter: cfg.rate_limit_per_sec.map(MinInterval::new),
                 feed_timeout: cfg.timeout.max(FEED_TIMEOUT_FLOOR),
+            }),
+        })
+    }
+
+    /// A client for feeds only: no MISP URL and no API key, so no request ever carries an
+    /// `Authorization` header. TLS is always verified (`ca_file` adds trusted roots). The
+    /// MISP REST methods fail with [`MispError::Config`]; [`MispClient::get_feed`] and
+    /// [`MispClient::get_feed_conditional`] work for any http(s) URL.
+    pub fn feeds_only(
+        ca_file: Option<&std::path::Path>,
+        timeout: Duration,
+        max_retries: u32,
+    ) -> Result<Self, MispError> {
+        if timeout.is_zero() {
+            return Err(config_error("timeout must be more than zero"));
+        }
+        let defaults = MispClientConfig::default();
+        let user_agent = HeaderValue::from_str(&defaults.user_agent)
+            .map_err(|_| config_error("user_agent is not a valid http header value"))?;
+        let roots = read_roots(ca_file)?;
+        let feed_http = http_client(&user_agent, timeout, &roots, true)?;
+        Ok(MispClient {
+            inner: Arc::new(Inner {
+                http: feed_http.clone(),
+                feed_http,
+                base: None,
+                base_url: String::new(),
+                api_key: Secret::default(),
+                auth: None,
+                max_retries,
+                page_size: defaults.page_size,
+                rate_limit_per_sec: None,
+                limiter: None,
+                feed_timeout: timeout.max(FEED_TIMEOUT_FLOOR),
             }),
         })
     }
@@ -806,7 +832,7 @@ impl MispClient {
     /// `ca_file` added to the roots). The total timeout is at least 5 minutes.
     /// Errors name the URL without its query string.
     pub async fn get_feed(&self, url: &str, etag: Option<&str>) -> Result<FeedResponse, MispError> {
-        let reply = self.fetch_feed(url, etag).await?;
+        let reply = self.fetch_feed(url, etag, None).await?;
         if reply.status == StatusCode::NOT_MODIFIED {
             return Ok(FeedResponse::NotModified);
         }
@@ -821,9 +847,38 @@ impl MispClient {
         })
     }
 
+    /// [`MispClient::get_feed`] with both validators: sends `If-None-Match: etag` and
+    /// `If-Modified-Since: last_modified` when given, and returns the server's `ETag` and
+    /// `Last-Modified`. Same origin, TLS and error rules as [`MispClient::get_feed`].
+    pub async fn get_feed_conditional(
+        &self,
+        url: &str,
+        etag: Option<&str>,
+        last_modified: Option<&str>,
+    ) -> Result<FeedDownload, MispError> {
+        let reply = self.fetch_feed(url, etag, last_modified).await?;
+        if reply.status == StatusCode::NOT_MODIFIED {
+            return Ok(FeedDownload::NotModified);
+        }
+        let header = |name| {
+            reply
+                .headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let etag = header(ETAG);
+        let last_modified = header(LAST_MODIFIED);
+        Ok(FeedDownload::Body {
+            bytes: reply.body,
+            etag,
+            last_modified,
+        })
+    }
+
     /// [`MispClient::get_feed`] without an ETag: `(status, body, ETag)`.
     pub async fn get_bytes(&self, url: &str) -> Result<(u16, Vec<u8>, Option<String>), MispError> {
-        let reply = self.fetch_feed(url, None).await?;
+        let reply = self.fetch_feed(url, None, None).await?;
         let etag = reply
             .headers
             .get(ETAG)
@@ -832,7 +887,12 @@ impl MispClient {
         Ok((reply.status.as_u16(), reply.body, etag))
     }
 
-    async fn fetch_feed(&self, url: &str, etag: Option<&str>) -> Result<Reply, MispError> {
+    async fn fetch_feed(
+        &self,
+        url: &str,
+        etag: Option<&str>,
+        last_modified: Option<&str>,
+    ) -> Result<Reply, MispError> {
         let target = Url::parse(url).map_err(|e| config_error(format!("invalid feed url: {e}")))?;
         if !matches!(target.scheme(), "http" | "https") {
             return Err(config_error(format!(
@@ -845,7 +905,15 @@ impl MispClient {
             .map(HeaderValue::from_str)
             .transpose()
             .map_err(|_| config_error("etag is not a valid http header value"))?;
-        let same_origin = target.origin() == self.inner.base.origin();
+        let if_modified_since = last_modified
+            .map(HeaderValue::from_str)
+            .transpose()
+            .map_err(|_| config_error("last-modified is not a valid http header value"))?;
+        let auth = match &self.inner.base {
+            Some(base) if target.origin() == base.origin() => self.inner.auth.clone(),
+            _ => None,
+        };
+        let same_origin = auth.is_some();
         let client = if same_origin {
             &self.inner.http
         } else {
@@ -856,11 +924,14 @@ impl MispClient {
                 .get(target.clone())
                 .header(ACCEPT, "*/*")
                 .timeout(self.inner.feed_timeout);
-            if same_origin {
-                request = request.header(AUTHORIZATION, self.inner.auth.clone());
+            if let Some(auth) = &auth {
+                request = request.header(AUTHORIZATION, auth.clone());
             }
             if let Some(value) = &if_none_match {
                 request = request.header(IF_NONE_MATCH, value.clone());
+            }
+            if let Some(value) = &if_modified_since {
+                request = request.header(IF_MODIFIED_SINCE, value.clone());
             }
             request
         })
@@ -874,13 +945,18 @@ impl MispClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Reply, MispError> {
+        let Some(auth) = self.inner.auth.clone() else {
+            return Err(config_error(format!(
+                "{path} needs a misp url and api key; this client is for feeds only"
+            )));
+        };
         let url = format!("{}{}", self.inner.base_url, path);
         self.execute(path, true, || {
             let mut request = self
                 .inner
                 .http
                 .request(method.clone(), &url)
-                .header(AUTHORIZATION, self.inner.auth.clone())
+                .header(AUTHORIZATION, auth.clone())
                 .header(ACCEPT, JSON)
                 .header(CONTENT_TYPE, JSON);
             if let Some(body) = &body {
@@ -1057,6 +1133,56 @@ impl Inner {
             other => other,
         }
     }
+}
+
+/// The extra trusted roots of `ca_file` (none when unset).
+fn read_roots(ca_file: Option<&std::path::Path>) -> Result<Vec<reqwest::Certificate>, MispError> {
+    let Some(path) = ca_file else {
+        return Ok(Vec::new());
+    };
+    let pem = std::fs::read(path)
+        .map_err(|e| config_error(format!("cannot read ca_file {}: {e}", path.display())))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        config_error(format!(
+            "invalid PEM in ca_file {}: {}",
+            path.display(),
+            describe_http_error(&e)
+        ))
+    })?;
+    if certs.is_empty() {
+        return Err(config_error(format!(
+            "no certificate found in ca_file {}",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// One rustls HTTP client: gzip, the timeout (connect timeout capped), extra roots.
+fn http_client(
+    user_agent: &HeaderValue,
+    timeout: Duration,
+    roots: &[reqwest::Certificate],
+    verify: bool,
+) -> Result<reqwest::Client, MispError> {
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .user_agent(user_agent.clone())
+        .timeout(timeout)
+        .connect_timeout(timeout.min(CONNECT_TIMEOUT_CAP))
+        .gzip(true);
+    for cert in roots {
+        b = b.add_root_certificate(cert.clone());
+    }
+    if !verify {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    b.build().map_err(|e| {
+        config_error(format!(
+            "cannot build the http client: {}",
+            describe_http_error(&e)
+        ))
+    })
 }
 
 fn filter_object(filter: &Value) -> Result<Map<String, Value>, MispError> {

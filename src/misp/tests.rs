@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::{FeedResponse, MispClient, MispClientConfig, MispError, Secret, SyncStats};
+use super::{
+    FeedDownload, FeedResponse, MispClient, MispClientConfig, MispError, Secret, SyncStats,
+};
 
 /// A distinctive key: no output may ever contain it.
 const KEY: &str = "K3yZq9DISTINCTIVEsecretVx7Wm2Pa5Lr8Tn4Bc6";
@@ -1071,6 +1073,47 @@ async fn missing_feed_file_is_status_naming_the_url_without_query() {
     }
     assert!(!err.to_string().contains("hunter2"));
     assert_eq!(feeds.count(), 1);
+}
+
+#[tokio::test]
+async fn feeds_only_client_sends_no_key_and_both_validators() {
+    let feeds = FakeServer::start(|request, _| {
+        if request.header("if-modified-since") == Some("Wed, 21 Oct 2026 07:28:00 GMT") {
+            return canned(304, "");
+        }
+        canned(200, "1.2.3.4\n")
+            .header("etag", "\"e1\"")
+            .header("last-modified", "Wed, 21 Oct 2026 07:28:00 GMT")
+    })
+    .await;
+    let client = MispClient::feeds_only(None, Duration::from_secs(5), 0).expect("client");
+    let url = format!("{}/list.txt?key=abc", feeds.base);
+    let first = client
+        .get_feed_conditional(&url, None, None)
+        .await
+        .expect("list");
+    assert_eq!(
+        first,
+        FeedDownload::Body {
+            bytes: b"1.2.3.4\n".to_vec(),
+            etag: Some("\"e1\"".to_owned()),
+            last_modified: Some("Wed, 21 Oct 2026 07:28:00 GMT".to_owned()),
+        }
+    );
+    let second = client
+        .get_feed_conditional(&url, Some("\"e1\""), Some("Wed, 21 Oct 2026 07:28:00 GMT"))
+        .await
+        .expect("list");
+    assert_eq!(second, FeedDownload::NotModified);
+    let requests = feeds.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(requests.iter().all(|r| r.header("authorization").is_none()));
+    assert_eq!(requests[1].header("if-none-match"), Some("\"e1\""));
+
+    let err = client.get_version().await.expect_err("no misp");
+    assert_eq!(err.code(), "config");
+    assert_eq!(feeds.count(), 2, "nothing sent for a REST call");
+    assert!(MispClient::feeds_only(None, Duration::ZERO, 0).is_err());
 }
 
 // ---------------------------------------------------------------------------

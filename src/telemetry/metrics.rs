@@ -27,9 +27,12 @@ pub const MISP_NOTIFICATIONS: &str = "wazuh_misp_misp_notifications_total";
 pub const IOCS_PUSHED: &str = "wazuh_misp_iocs_pushed_total";
 pub const IOC_PUSH_FAILURES: &str = "wazuh_misp_ioc_push_failures_total";
 pub const IOC_PUSH_DROPPED: &str = "wazuh_misp_ioc_push_dropped_total";
+pub const FEED_FETCHES: &str = "wazuh_misp_feed_fetches_total";
+pub const FEED_EVENTS_FETCHED: &str = "wazuh_misp_feed_events_fetched_total";
+pub const FEED_BYTES: &str = "wazuh_misp_feed_bytes_total";
 
 /// Every name above, for the naming test and the dashboard check.
-pub const ALL: [&str; 24] = [
+pub const ALL: [&str; 27] = [
     ALERTS_CONSUMED,
     ALERTS_PROCESSED,
     OBSERVABLES_EXTRACTED,
@@ -54,6 +57,9 @@ pub const ALL: [&str; 24] = [
     IOCS_PUSHED,
     IOC_PUSH_FAILURES,
     IOC_PUSH_DROPPED,
+    FEED_FETCHES,
+    FEED_EVENTS_FETCHED,
+    FEED_BYTES,
 ];
 
 /// Outcome label values.
@@ -170,6 +176,21 @@ pub fn describe(input_topic: &str) {
         Unit::Count,
         "IOCs not pushed to MISP because the queue or the pending batch was full."
     );
+    describe_counter!(
+        FEED_FETCHES,
+        Unit::Count,
+        "Feed fetches (intel.feeds), by result: changed, unchanged, failure."
+    );
+    describe_counter!(
+        FEED_EVENTS_FETCHED,
+        Unit::Count,
+        "MISP feed event files fetched (new or changed in the manifest)."
+    );
+    describe_counter!(
+        FEED_BYTES,
+        Unit::Bytes,
+        "Feed body bytes downloaded (after gzip decoding)."
+    );
 
     metrics::counter!(ALERTS_CONSUMED, "topic" => input_topic.to_string()).absolute(0);
     for outcome in OUTCOMES {
@@ -203,8 +224,13 @@ pub fn describe(input_topic: &str) {
         IOCS_PUSHED,
         IOC_PUSH_FAILURES,
         IOC_PUSH_DROPPED,
+        FEED_EVENTS_FETCHED,
+        FEED_BYTES,
     ] {
         metrics::counter!(counter).absolute(0);
+    }
+    for result in ["changed", "unchanged", "failure"] {
+        metrics::counter!(FEED_FETCHES, "result" => result).absolute(0);
     }
     metrics::gauge!(KAFKA_ASSIGNED_PARTITIONS).set(0.0);
     metrics::gauge!(KAFKA_PRODUCER_QUEUE).set(0.0);

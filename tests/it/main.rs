@@ -5,6 +5,7 @@
 mod support;
 
 mod corpus;
+mod feeds;
 mod golden;
 mod kafka_mock;
 mod misp_fake;
