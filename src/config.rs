@@ -789,6 +789,9 @@ impl Config {
             include_non_ids: self.intel.include_non_ids,
             misp_filter: self.misp_filter(),
             decay_threshold: self.misp.decay_threshold,
+            feeds: self.intel.feeds.clone(),
+            feed_cache_dir: (!self.intel.feeds.is_empty())
+                .then(|| crate::intel::feeds::cache_dir(self)),
         }
     }
 

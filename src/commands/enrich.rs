@@ -237,8 +237,8 @@ pub fn main(args: EnrichArgs) -> anyhow::Result<std::process::ExitCode> {
         .unwrap_or_default();
     let mut snapshot = crate::intel::load_snapshot(&sources)?;
     if let Some(config) = &args.config {
-        if config.misp.url.is_some() {
-            snapshot = crate::commands::sync_from_misp(config, &sources)?;
+        if config.misp.url.is_some() || !config.intel.feeds.is_empty() {
+            snapshot = crate::commands::load_configured(config, &sources)?;
         }
     }
     if snapshot.is_empty() {

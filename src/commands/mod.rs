@@ -6,11 +6,19 @@ pub mod lookup;
 use crate::config::Config;
 use crate::intel::{IntelSnapshot, IntelSources};
 
-/// `enrich --config`: the config's sources, MISP included, loaded as `run` loads them.
-pub fn sync_from_misp(config: &Config, sources: &IntelSources) -> anyhow::Result<IntelSnapshot> {
+/// `enrich --config`: the config's sources, feeds (fetched now) and MISP included, loaded as
+/// `run` loads them.
+pub fn load_configured(config: &Config, sources: &IntelSources) -> anyhow::Result<IntelSnapshot> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if config.intel.feeds.iter().any(|feed| feed.enabled) {
+        let mut fetcher = crate::intel::feeds::FeedFetcher::new(config)?;
+        let refresh = runtime.block_on(fetcher.refresh(true));
+        for error in refresh.errors {
+            eprintln!("enrich: warning: feed not refreshed, using its cached copy if any: {error}");
+        }
+    }
     let client = crate::intel::sync::misp_client(config)?;
     Ok(runtime.block_on(crate::intel::sync::build_from_sources(
         sources,

@@ -82,6 +82,26 @@ pub struct IntelSources {
     pub misp_filter: serde_json::Map<String, serde_json::Value>,
     /// `misp.decay_threshold`, applied to attributes that carry a decay score.
     pub decay_threshold: Option<f64>,
+    /// Remote feeds (`intel.feeds`), loaded from their cache in `feed_cache_dir`.
+    pub feeds: Vec<crate::config::FeedConfig>,
+    pub feed_cache_dir: Option<PathBuf>,
+}
+
+impl IntelSources {
+    /// Files, then cached feeds, into `builder` (everything but MISP's REST API).
+    pub fn load_local(
+        &self,
+        builder: &mut SnapshotBuilder,
+        loader: &mut Loader,
+    ) -> Result<(), IntelError> {
+        for path in &self.files {
+            loader.add_path(builder, path)?;
+        }
+        if let Some(dir) = &self.feed_cache_dir {
+            feeds::load_cached(loader, builder, &self.feeds, dir)?;
+        }
+        Ok(())
+    }
 }
 
 /// Loads warninglists (if configured) and every file into a new snapshot.
@@ -91,10 +111,7 @@ pub fn load_snapshot(sources: &IntelSources) -> Result<IntelSnapshot, IntelError
         None => None,
     };
     let mut builder = SnapshotBuilder::new(sources.include_non_ids, warninglists);
-    let mut loader = Loader::default();
-    for path in &sources.files {
-        loader.add_path(&mut builder, path)?;
-    }
+    sources.load_local(&mut builder, &mut Loader::default())?;
     Ok(builder.build())
 }
 
@@ -104,8 +121,7 @@ pub fn load_files(paths: &[&Path], include_non_ids: bool) -> Result<IntelSnapsho
         files: paths.iter().map(|p| p.to_path_buf()).collect(),
         warninglists_dir: None,
         include_non_ids,
-        misp_filter: Default::default(),
-        decay_threshold: None,
+        ..IntelSources::default()
     })
 }
 

@@ -112,12 +112,7 @@ pub async fn build_from_sources(
         None => None,
     };
     let mut builder = SnapshotBuilder::new(sources.include_non_ids, warninglists);
-    let mut loader = Loader::default();
-    for path in &sources.files {
-        loader
-            .add_path(&mut builder, path)
-            .map_err(IntelError::from)?;
-    }
+    sources.load_local(&mut builder, &mut Loader::default())?;
     if let Some(client) = misp {
         let mut misp_loader = Loader::for_misp(sources.decay_threshold);
         fetch_misp(

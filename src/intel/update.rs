@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::feeds::FeedFetcher;
 use super::load::{LoadError, Loader};
 use super::snapshot::{parse_uuid, Attribute, SnapshotBuilder};
 use super::sync::{persist, SyncError};
@@ -367,6 +368,7 @@ pub struct IntelUpdater {
     config: Config,
     store: Arc<IntelStore>,
     misp: Option<MispClient>,
+    feeds: Option<FeedFetcher>,
     fingerprint: Vec<(std::path::PathBuf, Option<std::time::SystemTime>, u64)>,
     last_files_check: Instant,
     /// Last successful full MISP pull.
@@ -382,7 +384,19 @@ pub struct IntelUpdater {
 
 impl IntelUpdater {
     pub fn new(config: Config, store: Arc<IntelStore>, misp: Option<MispClient>) -> Self {
+        let feeds = if config.intel.feeds.iter().any(|feed| feed.enabled) {
+            match FeedFetcher::new(&config) {
+                Ok(fetcher) => Some(fetcher),
+                Err(err) => {
+                    tracing::error!(error = %err, "Feed client not built; intel.feeds are not fetched.");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         IntelUpdater {
+            feeds,
             fingerprint: super::sync::files_fingerprint(&config.intel_sources()),
             config,
             store,
@@ -400,8 +414,10 @@ impl IntelUpdater {
         &self.store
     }
 
-    /// A full build from every source; swapped in when it passes the floor.
+    /// A full build from every source (due feeds fetched first); swapped in when it passes
+    /// the floor.
     pub async fn full(&mut self) -> Result<(), SyncError> {
+        self.refresh_feeds().await;
         let started_unix = chrono::Utc::now().timestamp();
         let started = Instant::now();
         self.fingerprint = super::sync::files_fingerprint(&self.config.intel_sources());
@@ -483,6 +499,21 @@ impl IntelUpdater {
         Ok(())
     }
 
+    /// Fetches the due feeds into their cache; true when one changed.
+    async fn refresh_feeds(&mut self) -> bool {
+        let Some(fetcher) = self.feeds.as_mut() else {
+            return false;
+        };
+        if fetcher.next_due() != Some(Duration::ZERO) {
+            return false;
+        }
+        let refresh = fetcher.refresh(false).await;
+        for error in &refresh.errors {
+            tracing::warn!(error = %error, "Feed not refreshed; its last good copy stays.");
+        }
+        refresh.changed
+    }
+
     /// Files changed: reload them (and the cached feeds), keep the MISP part as it is.
     pub fn reload_local(&mut self) -> Result<(), SyncError> {
         let started = Instant::now();
@@ -497,12 +528,7 @@ impl IntelUpdater {
                 None => None,
             };
             let mut builder = SnapshotBuilder::new(sources.include_non_ids, warninglists);
-            let mut loader = Loader::default();
-            for path in &sources.files {
-                loader
-                    .add_path(&mut builder, path)
-                    .map_err(IntelError::from)?;
-            }
+            sources.load_local(&mut builder, &mut Loader::default())?;
             builder.add_from(&old, |attribute: &Attribute<'_>| attribute.from_misp);
             Ok(builder.build())
         })
@@ -606,6 +632,10 @@ impl IntelUpdater {
                 tracing::info!("Indicator files changed; reloading.");
                 mark(self.reload_local().is_ok());
             }
+        }
+        if self.refresh_feeds().await {
+            tracing::info!("A feed changed; reloading files and feeds.");
+            mark(self.reload_local().is_ok());
         }
         if self.misp.is_some() {
             let full_period = Duration::from_secs(self.config.misp.full_sync_interval_secs.max(1));

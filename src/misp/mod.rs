@@ -21,7 +21,7 @@ pub mod sightings;
 mod tests;
 
 pub use client::{
-    parse_attribute_page, sightings_body, FeedDownload, FeedResponse, MispClient, MispClientConfig, MispError,
-    SyncStats,
+    parse_attribute_page, sightings_body, FeedDownload, FeedResponse, MispClient, MispClientConfig,
+    MispError, SyncStats,
 };
 pub use secret::Secret;

@@ -555,3 +555,40 @@ async fn disabled_feeds_are_neither_fetched_nor_loaded() {
     assert_eq!(loaded, 1);
     assert_eq!(snapshot.len(), 1);
 }
+
+/// The service's updater fetches feeds on their schedule and reloads only when one changed,
+/// keeping attributes from MISP's REST API as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_updater_fetches_feeds_on_schedule_and_reloads_on_change() {
+    use wazuh_misp::intel::update::{IntelUpdater, Step};
+    let (server, base) = start().await;
+    server.serve("/ips.txt", 200, "198.51.100.50\n", Some("\"v1\""));
+    let cache = tempfile::tempdir().unwrap();
+    let mut text = feed("ips", format!("{base}/ips.txt"), "freetext");
+    text.interval_secs = 1;
+    let mut config = Config::default();
+    config.intel.feeds = vec![text];
+    config.intel.feed_cache_dir = Some(cache.path().to_path_buf());
+    let store = Arc::new(wazuh_misp::intel::IntelStore::default());
+    let mut updater = IntelUpdater::new(config, store.clone(), None);
+    updater.full().await.unwrap();
+    assert_eq!(hits(&store.load(), "to 198.51.100.50"), ["198.51.100.50"]);
+    assert_eq!(server.hits("/ips.txt"), 1);
+
+    // Not due yet: nothing fetched.
+    assert_eq!(updater.tick().await, Step::Idle);
+    assert_eq!(server.hits("/ips.txt"), 1);
+
+    // Due, unchanged (ETag): fetched, no rebuild.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(updater.tick().await, Step::Idle);
+    assert_eq!(server.hits("/ips.txt"), 2);
+
+    // Due and changed: rebuilt.
+    server.serve("/ips.txt", 200, "198.51.100.51\n", Some("\"v2\""));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(updater.tick().await, Step::Changed);
+    let snapshot = store.load_full();
+    assert!(hits(&snapshot, "to 198.51.100.50").is_empty());
+    assert_eq!(hits(&snapshot, "to 198.51.100.51"), ["198.51.100.51"]);
+}
