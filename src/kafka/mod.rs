@@ -107,27 +107,38 @@ pub fn run_with(
         }
         _ => None,
     };
+    // One live look-up (cache, breaker) for /v1/lookup and the pipeline's live queries.
+    let lookup = misp.clone().map(|client| {
+        Arc::new(crate::misp::lookup::LiveLookup::new(
+            client,
+            crate::misp::lookup::LiveLookupOptions {
+                include_non_ids: config.intel.include_non_ids,
+                reference_base: config.misp.url.clone(),
+                filter: config.misp_filter(),
+                ..Default::default()
+            },
+        ))
+    });
+    let live_query = match (&lookup, config.misp.live_query.enabled) {
+        (Some(lookup), true) => Some(Arc::new(crate::misp::lookup::AlertLiveQuery::new(
+            lookup.clone(),
+            runtime.handle().clone(),
+            &config.misp.live_query,
+        ))),
+        _ => None,
+    };
     let handle = start_pipeline(
         &config,
         PipelineDeps {
             sharing,
             sightings,
+            live_query,
             ..PipelineDeps::new(store.clone(), shutdown.clone())
         },
     )?;
     let shared = handle.shared.clone();
     let server_shutdown = shutdown.clone();
     if config.server.enabled {
-        let lookup = misp.clone().map(|client| {
-            Arc::new(crate::misp::lookup::LiveLookup::new(
-                client,
-                crate::misp::lookup::LiveLookupOptions {
-                    include_non_ids: config.intel.include_non_ids,
-                    reference_base: config.misp.url.clone(),
-                    ..Default::default()
-                },
-            ))
-        });
         let state = crate::server::ServerState {
             metrics: metrics_handle,
             store: store.clone(),
@@ -155,7 +166,15 @@ pub fn run_with(
         let _ = runtime.block_on(tokio::time::timeout(Duration::from_secs(15), task));
     }
     if let Some(task) = intel_task {
-        task.abort();
+        // The updater stops at its next check of the flag (and persists pending changes);
+        // a pull in progress is abandoned after a few seconds.
+        let abort = task.abort_handle();
+        if runtime
+            .block_on(tokio::time::timeout(Duration::from_secs(5), task))
+            .is_err()
+        {
+            abort.abort();
+        }
     }
     result.map_err(anyhow::Error::from)
 }

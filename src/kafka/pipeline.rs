@@ -314,6 +314,8 @@ pub struct PipelineDeps {
     pub sharing: Option<Arc<crate::misp::sharing::IocSharing>>,
     /// Sightings of matched attributes to MISP (`sightings.enabled`).
     pub sightings: Option<crate::misp::sightings::SightingsSender>,
+    /// Live MISP queries for high-level alerts (`misp.live_query`).
+    pub live_query: Option<Arc<crate::misp::lookup::AlertLiveQuery>>,
 }
 
 impl PipelineDeps {
@@ -325,6 +327,7 @@ impl PipelineDeps {
             passthrough: false,
             sharing: None,
             sightings: None,
+            live_query: None,
         }
     }
 }
@@ -487,6 +490,7 @@ pub fn start_pipeline(
             passthrough_baseline: deps.passthrough,
             sharing: deps.sharing.clone(),
             sightings: deps.sightings.clone(),
+            live_query: deps.live_query.clone(),
         };
         workers.push(
             std::thread::Builder::new()
@@ -676,6 +680,7 @@ struct Worker {
     passthrough_baseline: bool,
     sharing: Option<Arc<crate::misp::sharing::IocSharing>>,
     sightings: Option<crate::misp::sightings::SightingsSender>,
+    live_query: Option<Arc<crate::misp::lookup::AlertLiveQuery>>,
 }
 
 /// Local counters, flushed to `metrics` in batches.
@@ -763,8 +768,20 @@ impl Worker {
             self.send(record);
             return;
         }
-        let snapshot = self.store.load();
-        let outcome = self.processor.process(&job.payload, &snapshot);
+        let current = self.store.load();
+        let mut outcome = self.processor.process(&job.payload, &current);
+        // High-level alerts: ask MISP about what the local set missed, within the budget,
+        // and process the alert again with the answer.
+        let live = match (&self.live_query, &outcome) {
+            (_, Outcome::DeadLetter(_)) | (None, _) => None,
+            (Some(live), _) => {
+                live.query(self.processor.extraction(), self.processor.hits(), &current)
+            }
+        };
+        if let Some(live) = &live {
+            outcome = self.processor.process(&job.payload, live);
+        }
+        let snapshot: &crate::intel::IntelSnapshot = live.as_ref().unwrap_or(&current);
         counts.n += 1;
         let group = |outputs: u32| {
             Arc::new(AckGroup {
@@ -815,11 +832,9 @@ impl Worker {
                 self.shared.stats.unmatched.fetch_add(1, Ordering::Relaxed);
             }
             let iocs = match &self.sharing {
-                Some(sharing) => sharing.collect(
-                    self.processor.extraction(),
-                    self.processor.hits(),
-                    &snapshot,
-                ),
+                Some(sharing) => {
+                    sharing.collect(self.processor.extraction(), self.processor.hits(), snapshot)
+                }
                 None => Vec::new(),
             };
             let write_alert = enriched || self.pass_through;

@@ -84,25 +84,8 @@ impl IocSharing {
         if extraction.rule_level.unwrap_or(0) < self.min_rule_level {
             return out;
         }
-        for idx in 0..extraction.len() {
-            if hits.iter().any(|hit| hit.observable as usize == idx) {
-                continue;
-            }
+        for (idx, misp_type, category) in unmatched_candidates(extraction, hits, snapshot) {
             let observable = extraction.get(idx);
-            let Some((misp_type, category)) = Self::misp_type(&observable) else {
-                continue;
-            };
-            if let Some(ip) = observable.ip {
-                if normalize::is_private_or_reserved(&ip) {
-                    continue;
-                }
-            }
-            if snapshot
-                .warninglisted(observable.value, misp_type)
-                .is_some()
-            {
-                continue;
-            }
             let key = format!("{misp_type}|{}", observable.value);
             if self.shared.contains_key(&key) {
                 continue;
@@ -141,6 +124,36 @@ impl IocSharing {
         }
         out
     }
+}
+
+/// Observables of an alert that matched nothing locally and could be IOCs: typed (see
+/// [`IocSharing::misp_type`]), not private or reserved addresses, not warninglisted. Yields
+/// (observable index, MISP type, category). New-IOC sharing and live MISP queries use it.
+pub fn unmatched_candidates<'a>(
+    extraction: &'a Extraction,
+    hits: &'a [Hit],
+    snapshot: &'a IntelSnapshot,
+) -> impl Iterator<Item = (usize, &'static str, &'static str)> + 'a {
+    (0..extraction.len()).filter_map(move |idx| {
+        if hits.iter().any(|hit| hit.observable as usize == idx) {
+            return None;
+        }
+        let observable = extraction.get(idx);
+        let (misp_type, category) = IocSharing::misp_type(&observable)?;
+        if observable
+            .ip
+            .is_some_and(|ip| normalize::is_private_or_reserved(&ip))
+        {
+            return None;
+        }
+        if snapshot
+            .warninglisted(observable.value, misp_type)
+            .is_some()
+        {
+            return None;
+        }
+        Some((idx, misp_type, category))
+    })
 }
 
 /// Wazuh's `2026-11-25T10:15:30.123+0000` → RFC 3339 (`...+00:00`), as MISP wants first_seen.

@@ -30,9 +30,10 @@ pub const IOC_PUSH_DROPPED: &str = "wazuh_misp_ioc_push_dropped_total";
 pub const FEED_FETCHES: &str = "wazuh_misp_feed_fetches_total";
 pub const FEED_EVENTS_FETCHED: &str = "wazuh_misp_feed_events_fetched_total";
 pub const FEED_BYTES: &str = "wazuh_misp_feed_bytes_total";
+pub const LIVE_QUERIES: &str = "wazuh_misp_live_queries_total";
 
 /// Every name above, for the naming test and the dashboard check.
-pub const ALL: [&str; 27] = [
+pub const ALL: [&str; 28] = [
     ALERTS_CONSUMED,
     ALERTS_PROCESSED,
     OBSERVABLES_EXTRACTED,
@@ -60,6 +61,7 @@ pub const ALL: [&str; 27] = [
     FEED_FETCHES,
     FEED_EVENTS_FETCHED,
     FEED_BYTES,
+    LIVE_QUERIES,
 ];
 
 /// Outcome label values.
@@ -185,6 +187,11 @@ pub fn describe(input_topic: &str) {
         FEED_EVENTS_FETCHED,
         Unit::Count,
         "MISP feed event files fetched (new or changed in the manifest)."
+    );
+    describe_counter!(
+        LIVE_QUERIES,
+        Unit::Count,
+        "Live MISP queries of pipeline alerts (misp.live_query), by result: found, unknown, timeout, error."
     );
     describe_counter!(
         FEED_BYTES,

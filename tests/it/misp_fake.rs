@@ -23,6 +23,8 @@ enum Mode {
     Normal,
     ServerError,
     Truncated,
+    /// Answers normally after 600 ms.
+    Slow,
 }
 
 struct Fake {
@@ -58,6 +60,7 @@ async fn rest_search(State(fake): State<Arc<Fake>>, Json(body): Json<Value>) -> 
             )
                 .into_response()
         }
+        Mode::Slow => tokio::time::sleep(std::time::Duration::from_millis(600)).await,
         Mode::Normal => {}
     }
     let all = fake.attributes.lock().unwrap().clone();
@@ -420,4 +423,104 @@ async fn sightings_are_batched_and_deduplicated() {
         bodies[0],
         json!({"values": ["1.2.3.4", "evil.com"], "source": "wazuh-test"})
     );
+}
+
+/// `misp.live_query`: a high-level alert's unmatched observables are asked about within the
+/// budget and the alert is processed again with the answer (local hits kept); a slow MISP
+/// costs the alert at most the budget, and its late answer serves the next alert.
+#[test]
+fn live_queries_enrich_high_level_alerts_within_the_budget() {
+    use wazuh_misp::intel::load_files;
+    use wazuh_misp::misp::lookup::AlertLiveQuery;
+    use wazuh_misp::pipeline::{Outcome, Processor, ProcessorOptions};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (fake, url) = runtime.block_on(start(five()));
+    let client = misp_client(&config(&url)).unwrap().unwrap();
+    let lookup = Arc::new(LiveLookup::new(client, LiveLookupOptions::default()));
+    let mut live_config = wazuh_misp::config::LiveQueryConfig {
+        enabled: true,
+        min_rule_level: 12,
+        budget_ms: 300,
+        max_values: 8,
+    };
+    let live = AlertLiveQuery::new(lookup.clone(), runtime.handle().clone(), &live_config);
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local.txt");
+    std::fs::write(&local, "203.0.113.9\n").unwrap();
+    let snapshot = load_files(&[local.as_path()], false).unwrap();
+    let alert = |level: u8, url: &str| {
+        format!(
+            r#"{{"rule":{{"level":{level},"id":"31101"}},"agent":{{"id":"003"}},"data":{{"srcip":"203.0.113.9","url":"{url}"}}}}"#
+        )
+    };
+    let mut processor = Processor::new(ProcessorOptions::default());
+
+    // Below the level: not asked.
+    let low = alert(5, "http://evil.com/x");
+    processor.process(low.as_bytes(), &snapshot);
+    assert!(live
+        .query(processor.extraction(), processor.hits(), &snapshot)
+        .is_none());
+    assert_eq!(fake.requests.load(Ordering::SeqCst), 0);
+
+    // At the level: asked; the answer adds MISP's attribute to the local hit.
+    let high = alert(12, "http://evil.com/x");
+    assert_eq!(
+        processor.process(high.as_bytes(), &snapshot),
+        Outcome::Enriched { matches: 1 }
+    );
+    let combined = live
+        .query(processor.extraction(), processor.hits(), &snapshot)
+        .expect("MISP knows the URL");
+    // The local IP, plus MISP's URL and (from the URL's host) its domain attribute.
+    assert_eq!(
+        processor.process(high.as_bytes(), &combined),
+        Outcome::Enriched { matches: 3 }
+    );
+    let enriched = String::from_utf8(processor.output().to_vec()).unwrap();
+    for expected in ["203.0.113.9", "http://evil.com/x", "fake misp event"] {
+        assert!(enriched.contains(expected), "{expected} in {enriched}");
+    }
+    let asked = fake.requests.load(Ordering::SeqCst);
+    assert!(asked >= 1);
+
+    // The same value again: from the cache, no request.
+    processor.process(high.as_bytes(), &snapshot);
+    assert!(live
+        .query(processor.extraction(), processor.hits(), &snapshot)
+        .is_some());
+    assert_eq!(fake.requests.load(Ordering::SeqCst), asked);
+
+    // A slow MISP: the alert waits at most the budget, the late answer fills the cache.
+    *fake.mode.lock().unwrap() = Mode::Slow;
+    live_config.budget_ms = 100;
+    let live = AlertLiveQuery::new(lookup, runtime.handle().clone(), &live_config);
+    let slow = alert(13, "http://slow.example/p");
+    fake.attributes
+        .lock()
+        .unwrap()
+        .push(attribute(9, "http://slow.example/p", "url"));
+    processor.process(slow.as_bytes(), &snapshot);
+    let started = std::time::Instant::now();
+    assert!(live
+        .query(processor.extraction(), processor.hits(), &snapshot)
+        .is_none());
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(400),
+        "waited {:?}",
+        started.elapsed()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(900));
+    *fake.mode.lock().unwrap() = Mode::Normal;
+    let before = fake.requests.load(Ordering::SeqCst);
+    assert!(
+        live.query(processor.extraction(), processor.hits(), &snapshot)
+            .is_some(),
+        "the late answer was cached"
+    );
+    assert_eq!(fake.requests.load(Ordering::SeqCst), before);
 }
