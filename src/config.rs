@@ -677,6 +677,7 @@ impl Config {
                 format!("intel.feeds `{}`", feed.name)
             };
             if feed.name.is_empty()
+                || feed.name.chars().all(|c| c == '.')
                 || !feed
                     .name
                     .chars()
@@ -908,6 +909,77 @@ mod tests {
         assert_eq!(config.topics.dlq, "wazuh-alerts-dlq");
         assert_eq!(config.server.listen, "0.0.0.0:9108");
         assert_eq!(config.misp.sync_interval_secs, 300);
+    }
+
+    #[test]
+    fn misp_connector_keys_are_checked_together() {
+        let err = load(
+            r#"
+[intel]
+source = "topic"
+[[intel.feeds]]
+name = ".."
+url = "ftp://feeds.example/x"
+format = "stix"
+csv_delimiter = ";;"
+[[intel.feeds]]
+name = "ok"
+url = "https://feeds.example/ok"
+csv_value_columns = [0]
+[[intel.feeds]]
+name = "ok"
+url = "https://feeds.example/again"
+[misp]
+decay_threshold = 150.0
+[misp.notifications]
+enabled = true
+[misp.live_query]
+enabled = true
+budget_ms = 0
+[sharing]
+push_to_misp = true
+push_distribution = 4
+push_threat_level = 0
+"#,
+            &[],
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        for expected in [
+            "intel.feeds `..`: name must be",
+            "intel.feeds `..`: url `ftp://feeds.example/x`",
+            "format `stix`",
+            "csv_delimiter `;;`",
+            "intel.feeds `ok`: csv_value_columns are 1-based",
+            "intel.feeds `ok`: name used twice",
+            "misp.decay_threshold 150",
+            "misp.notifications apply to intel.source = \"local\"",
+            "misp.live_query.enabled needs misp.url",
+            "misp.live_query.budget_ms 0",
+            "sharing.push_to_misp needs sharing.enabled",
+            "sightings.enabled / sharing.push_to_misp need misp.url",
+            "sharing.push_distribution 4",
+            "sharing.push_threat_level 0",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        let ok = load(
+            r#"
+[[intel.feeds]]
+name = "circl-osint"
+url = "https://www.circl.lu/doc/misp/feed-osint"
+[[intel.feeds]]
+name = "feodo"
+url = "https://feodotracker.abuse.ch/downloads/ipblocklist.csv"
+format = "csv"
+csv_value_columns = [2]
+csv_delimiter = "\\t"
+"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(ok.intel.feeds[1].csv_value_columns, [2]);
+        assert!(ok.intel_sources().feed_cache_dir.is_some());
     }
 
     #[test]
