@@ -671,6 +671,9 @@ impl IntelUpdater {
         mut on_change: impl FnMut(&IntelStore),
     ) {
         let delay = Duration::from_millis(self.config.misp.notifications.apply_delay_ms);
+        // A rebuild of a large set costs real CPU: batch for at least twice the last
+        // rebuild's time, so notifications never take more than a third of a core.
+        let mut last_cost = Duration::ZERO;
         while !shutdown.load(Ordering::Acquire) {
             let received = match notifications.as_mut() {
                 Some(rx) => tokio::time::timeout(Duration::from_millis(500), rx.recv())
@@ -683,11 +686,14 @@ impl IntelUpdater {
                 }
             };
             if let (Some(mut delta), Some(rx)) = (received, notifications.as_mut()) {
-                let deadline = tokio::time::Instant::now() + delay;
+                let deadline = tokio::time::Instant::now() + delay.max(last_cost * 2);
                 while let Ok(Some(more)) = tokio::time::timeout_at(deadline, rx.recv()).await {
                     delta.merge(more);
                 }
-                if self.apply(&delta).is_ok() {
+                let started = Instant::now();
+                let applied = self.apply(&delta).is_ok();
+                last_cost = started.elapsed();
+                if applied {
                     on_change(&self.store);
                 }
             }
