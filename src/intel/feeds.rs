@@ -250,23 +250,11 @@ impl FeedFetcher {
             (Some(meta), Some(_)) => meta.validators(feed),
             _ => (None, None),
         };
-        let download = self
-            .client
-            .get_feed_conditional(&feed.url, etag, last_modified)
-            .await
-            .map_err(|err| err.to_string())?;
-        let (bytes, etag, last_modified) = match download {
-            FeedDownload::NotModified => {
-                debug!(feed = %feed.name, "Feed not modified.");
-                return Ok(false);
-            }
-            FeedDownload::Body {
-                bytes,
-                etag,
-                last_modified,
-            } => (bytes, etag, last_modified),
+        let Some((bytes, etag, last_modified)) =
+            self.download(feed, &feed.url, etag, last_modified).await?
+        else {
+            return Ok(false);
         };
-        metrics::counter!(m::FEED_BYTES).increment(bytes.len() as u64);
         if feed.format == "csv" {
             check_csv(&bytes, feed)
                 .map_err(|reason| format!("{} (http 200): {reason}", display_url(&feed.url)))?;
@@ -280,6 +268,35 @@ impl FeedFetcher {
             .is_none_or(|m| m.url != feed.url || m.format != feed.format);
         write_meta(dir, feed, etag, last_modified).await?;
         Ok(changed || meta_changed)
+    }
+
+    /// A conditional GET: `None` when not modified, else the body and its validators.
+    async fn download(
+        &self,
+        feed: &FeedConfig,
+        url: &str,
+        etag: Option<&str>,
+        last_modified: Option<&str>,
+    ) -> Result<Option<(Vec<u8>, Option<String>, Option<String>)>, String> {
+        match self
+            .client
+            .get_feed_conditional(url, etag, last_modified)
+            .await
+            .map_err(|err| err.to_string())?
+        {
+            FeedDownload::NotModified => {
+                debug!(feed = %feed.name, url = %display_url(url), "Not modified.");
+                Ok(None)
+            }
+            FeedDownload::Body {
+                bytes,
+                etag,
+                last_modified,
+            } => {
+                metrics::counter!(m::FEED_BYTES).increment(bytes.len() as u64);
+                Ok(Some((bytes, etag, last_modified)))
+            }
+        }
     }
 
     /// A MISP JSON feed: the manifest, then only new or changed events; the manifest last.
@@ -310,23 +327,12 @@ impl FeedFetcher {
         };
         let manifest_url = feed_file_url(&feed.url, MANIFEST)?;
         let shown = display_url(manifest_url.as_str());
-        let download = self
-            .client
-            .get_feed_conditional(manifest_url.as_str(), etag, last_modified)
-            .await
-            .map_err(|err| err.to_string())?;
-        let (bytes, etag, last_modified) = match download {
-            FeedDownload::NotModified => {
-                debug!(feed = %feed.name, "Feed manifest not modified.");
-                return Ok(false);
-            }
-            FeedDownload::Body {
-                bytes,
-                etag,
-                last_modified,
-            } => (bytes, etag, last_modified),
+        let Some((bytes, etag, last_modified)) = self
+            .download(feed, manifest_url.as_str(), etag, last_modified)
+            .await?
+        else {
+            return Ok(false);
         };
-        metrics::counter!(m::FEED_BYTES).increment(bytes.len() as u64);
         let manifest: Map<String, Value> = serde_json::from_slice(&bytes).map_err(|err| {
             format!("{shown} (http 200): manifest is not a JSON object of events: {err}")
         })?;

@@ -126,7 +126,11 @@ pub async fn build_from_sources(
         )
         .await?;
     }
-    let snapshot = builder.build();
+    check_floor(builder.build(), floor)
+}
+
+/// Refuses a snapshot with fewer attributes than `floor` (`intel.min_indicators`).
+pub fn check_floor(snapshot: IntelSnapshot, floor: usize) -> Result<IntelSnapshot, SyncError> {
     if snapshot.len() < floor {
         return Err(IntelError::TooSmall {
             count: snapshot.len(),

@@ -217,11 +217,11 @@ impl Delta {
                     self.touched.contains(&text.to_ascii_lowercase())
                 }
             };
-            !touched
-                && !(attribute.from_misp
-                    && self
-                        .replaced_events
-                        .contains(&attribute.event.uuid.to_ascii_lowercase()))
+            let replaced = attribute.from_misp
+                && self
+                    .replaced_events
+                    .contains(&attribute.event.uuid.to_ascii_lowercase());
+            !touched && !replaced
         });
         Ok(builder.build())
     }
@@ -851,12 +851,10 @@ mod tests {
         assert_eq!(base.len(), 4);
         // The published event now holds attribute 3 (changed) and a new object attribute;
         // attribute 4 left the event.
-        let publish = format!(
-            r#"{{"Event":{{"id":"9","uuid":"5E000000-0000-4000-8000-000000000009","info":"notified event v2","threat_level_id":"1","published":true,"Orgc":{{"name":"CIRCL"}},"Tag":[],
-              "Attribute":[{{"type":"ip-dst","category":"Network activity","value":"198.51.100.33","to_ids":true,"uuid":"5a000000-0000-4000-8000-000000000003","timestamp":"1764000100"}}],
-              "Object":[{{"name":"domain-ip","Attribute":[{{"type":"domain","category":"Network activity","value":"objects.example","to_ids":"1","uuid":"5a000000-0000-4000-8000-000000000005","timestamp":1764000100}}]}}],
-              "RelatedEvent":[],"Galaxy":[]}},"action":"publish"}}"#
-        );
+        let publish = r#"{"Event":{"id":"9","uuid":"5E000000-0000-4000-8000-000000000009","info":"notified event v2","threat_level_id":"1","published":true,"Orgc":{"name":"CIRCL"},"Tag":[],
+              "Attribute":[{"type":"ip-dst","category":"Network activity","value":"198.51.100.33","to_ids":true,"uuid":"5a000000-0000-4000-8000-000000000003","timestamp":"1764000100"}],
+              "Object":[{"name":"domain-ip","Attribute":[{"type":"domain","category":"Network activity","value":"objects.example","to_ids":"1","uuid":"5a000000-0000-4000-8000-000000000005","timestamp":1764000100}]}],
+              "RelatedEvent":[],"Galaxy":[]},"action":"publish"}"#;
         let mut delta = Delta::default();
         assert_eq!(
             delta.add_notification(publish.as_bytes(), &filter).unwrap(),
