@@ -163,14 +163,15 @@ pub fn run_with(
     if let Some(task) = push_task {
         // Best effort: the last batch of new IOCs into MISP, bounded in time.
         push_shutdown.cancel();
-        let _ = runtime.block_on(tokio::time::timeout(Duration::from_secs(15), task));
+        let _ =
+            runtime.block_on(async { tokio::time::timeout(Duration::from_secs(15), task).await });
     }
     if let Some(task) = intel_task {
         // The updater stops at its next check of the flag (and persists pending changes);
         // a pull in progress is abandoned after a few seconds.
         let abort = task.abort_handle();
         if runtime
-            .block_on(tokio::time::timeout(Duration::from_secs(5), task))
+            .block_on(async { tokio::time::timeout(Duration::from_secs(5), task).await })
             .is_err()
         {
             abort.abort();

@@ -123,8 +123,7 @@ fn follow(
                     Ok(Notification::Ignored) => "ignored",
                     Err(_) => "invalid",
                 };
-                metrics::counter!(m::MISP_NOTIFICATIONS, "topic" => topic.clone(), "kind" => kind)
-                    .increment(1);
+                metrics::counter!(m::MISP_NOTIFICATIONS, "kind" => kind).increment(1);
                 if let Err(reason) = outcome {
                     tracing::warn!(topic = %topic, partition = message.partition(), offset = message.offset(), reason = %reason, "MISP notification skipped.");
                 }

@@ -134,7 +134,7 @@ pub fn describe(input_topic: &str) {
     describe_counter!(
         MISP_NOTIFICATIONS,
         Unit::Count,
-        "MISP Kafka notifications read, by topic and kind."
+        "MISP Kafka notifications read, by kind (upsert, remove, event_published, ignored, invalid)."
     );
     describe_gauge!(
         INTEL_LAST_SUCCESS,
@@ -218,6 +218,12 @@ pub fn describe(input_topic: &str) {
         metrics::counter!(DLQ_RECORDS, "reason" => reason).absolute(0);
     }
     metrics::counter!(ERRORS, "stage" => "produce", "error_code" => "delivery").absolute(0);
+    for kind in ["upsert", "remove", "event_published", "ignored", "invalid"] {
+        metrics::counter!(MISP_NOTIFICATIONS, "kind" => kind).absolute(0);
+    }
+    for result in ["found", "unknown", "timeout", "error"] {
+        metrics::counter!(LIVE_QUERIES, "result" => result).absolute(0);
+    }
     for kind in ["full", "incremental", "notification", "files"] {
         for result in ["success", "failure"] {
             metrics::counter!(INTEL_SYNC, "kind" => kind, "result" => result).absolute(0);
