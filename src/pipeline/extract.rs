@@ -511,9 +511,7 @@ impl Extractor {
     }
 
     fn push_ip(&mut self, ip: IpAddr, out: &mut Extraction) {
-        use std::fmt::Write;
-        self.scratch.clear();
-        let _ = write!(self.scratch, "{ip}");
+        normalize::write_ip(&ip, &mut self.scratch);
         out.push(IocKind::Ip, &self.scratch, &self.path, false, Some(ip));
     }
 

@@ -238,6 +238,21 @@ struct KeyRules {
 /// few string comparisons only for keys that have path-specific rules.
 pub struct FieldTable {
     by_key: HashMap<&'static str, KeyRules, foldhash::fast::FixedState>,
+    /// One bit per (key length, first byte) that some key of the table has: most keys of an
+    /// alert are not in the table, and this answers them without hashing.
+    present: Box<[[u64; 4]; 64]>,
+}
+
+/// The `present` bit of a key: its length (capped) and first byte.
+#[inline]
+fn present_bit(key: &str) -> (usize, usize, u64) {
+    let bytes = key.as_bytes();
+    let first = bytes.first().copied().unwrap_or(0);
+    (
+        bytes.len().min(63),
+        usize::from(first >> 6),
+        1u64 << (first & 63),
+    )
 }
 
 impl FieldTable {
@@ -257,13 +272,22 @@ impl FieldTable {
                 by_key.entry(key).or_default().paths.push((pattern, role));
             }
         }
-        FieldTable { by_key }
+        let mut present = Box::new([[0u64; 4]; 64]);
+        for key in by_key.keys() {
+            let (len, word, bit) = present_bit(key);
+            present[len][word] |= bit;
+        }
+        FieldTable { by_key, present }
     }
 
     /// The role of the field at `path` whose last key is `key`. `None`: not in the table.
     /// An exact path wins over `*.parent.key`, which wins over `*.key`.
     #[inline]
     pub fn role(&self, path: &str, parent_key: &str, key: &str) -> Option<Role> {
+        let (len, word, bit) = present_bit(key);
+        if self.present[len][word] & bit == 0 {
+            return None;
+        }
         let rules = self.by_key.get(key)?;
         for (full, role) in &rules.paths {
             if *full == path {

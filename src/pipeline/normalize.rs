@@ -62,6 +62,40 @@ pub fn canonical_ip(addr: IpAddr) -> IpAddr {
     }
 }
 
+/// Writes the canonical text of `ip` (its `Display` form) into `out`, replacing its content.
+/// IPv4 is formatted by hand: `Display` through `fmt::write` costs several times more.
+pub fn write_ip(ip: &IpAddr, out: &mut String) {
+    out.clear();
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut buf = [0u8; 15];
+            let mut len = 0;
+            for (idx, octet) in v4.octets().into_iter().enumerate() {
+                if idx > 0 {
+                    buf[len] = b'.';
+                    len += 1;
+                }
+                if octet >= 100 {
+                    buf[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    buf[len] = b'0' + (octet / 10) % 10;
+                    len += 1;
+                }
+                buf[len] = b'0' + octet % 10;
+                len += 1;
+            }
+            // Only ASCII digits and dots were written.
+            out.push_str(std::str::from_utf8(&buf[..len]).unwrap_or_default());
+        }
+        IpAddr::V6(_) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{ip}");
+        }
+    }
+}
+
 /// Addresses that are never IOCs of a remote party: loopback and unspecified.
 pub fn is_noise_ip(addr: &IpAddr) -> bool {
     addr.is_loopback() || addr.is_unspecified()
@@ -340,6 +374,15 @@ pub fn normalize_hash(raw: &str) -> Option<String> {
 pub fn normalize_hash_into(raw: &str, out: &mut String) -> bool {
     let text = raw.trim();
     out.clear();
+    // Plain hex (the common case): validated once, copied and lower-cased in bulk.
+    if text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_hash_len(text.len()) {
+            return false;
+        }
+        out.push_str(text);
+        out.make_ascii_lowercase();
+        return !out.bytes().all(|b| b == b'0');
+    }
     for byte in text.bytes() {
         match byte {
             b'0'..=b'9' | b'a'..=b'f' => out.push(byte as char),
@@ -460,6 +503,29 @@ pub fn normalize_text(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_ip_matches_display() {
+        let mut out = String::new();
+        for text in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.0.2.15",
+            "99.100.255.9",
+            "255.255.255.255",
+            "2001:db8::1",
+            "::1",
+        ] {
+            let ip: IpAddr = text.parse().unwrap();
+            write_ip(&ip, &mut out);
+            assert_eq!(out, ip.to_string());
+        }
+        for bits in (0..=u32::MAX).step_by(65_521) {
+            let ip = IpAddr::V4(Ipv4Addr::from(bits));
+            write_ip(&ip, &mut out);
+            assert_eq!(out, ip.to_string());
+        }
+    }
 
     #[test]
     fn ip_forms() {

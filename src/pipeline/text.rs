@@ -9,23 +9,29 @@ use std::net::IpAddr;
 use super::normalize::{self, parse_ip};
 use crate::model::observable::IocKind;
 
-/// Bytes that may be part of a token.
-const fn token_table() -> [bool; 256] {
-    let mut table = [false; 256];
+/// Bytes that may be part of a token: 0 not a token byte, 1 a token byte, 3 a token byte that
+/// marks a possible non-hash observable (`.`, `:`, `@`).
+const fn token_table() -> [u8; 256] {
+    let mut table = [0u8; 256];
     let mut byte = 0;
     while byte < 256 {
         let b = byte as u8;
-        table[byte] = b.is_ascii_alphanumeric()
-            || b == b'.'
-            || b == b':'
-            || b == b'@'
-            || b == b'-'
-            || b == b'_';
+        table[byte] = if b == b'.' || b == b':' || b == b'@' {
+            MARK
+        } else if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            TOKEN
+        } else {
+            0
+        };
         byte += 1;
     }
     table
 }
-static TOKEN_BYTE: [bool; 256] = token_table();
+const TOKEN: u8 = 1;
+const MARK: u8 = 3;
+static TOKEN_CLASS: [u8; 256] = token_table();
+/// A token without `.`, `:` or `@` can only be a bare hash, at least this long.
+const MIN_BARE_HASH: usize = 32;
 
 /// Bytes that end a URL.
 const fn url_end_table() -> [bool; 256] {
@@ -173,18 +179,27 @@ fn scan_plain(
         search_from = end.max(sep + 3);
     }
 
-    // Then every token.
+    // Then every token. Tokens that cannot be an observable (no `.`, `:` or `@`, and too
+    // short for a hash) are skipped without classifying them: `classify_token` would drop them.
     let mut idx = 0;
     while idx < bytes.len() {
-        if !TOKEN_BYTE[bytes[idx] as usize] {
+        if TOKEN_CLASS[bytes[idx] as usize] == 0 {
             idx += 1;
             continue;
         }
         let start = idx;
-        while idx < bytes.len() && TOKEN_BYTE[bytes[idx] as usize] {
+        let mut class = 0;
+        while idx < bytes.len() {
+            let byte_class = TOKEN_CLASS[bytes[idx] as usize];
+            if byte_class == 0 {
+                break;
+            }
+            class |= byte_class;
             idx += 1;
         }
-        classify_token(&text[start..idx], scratch, emit);
+        if class == MARK || idx - start >= MIN_BARE_HASH {
+            classify_token(&text[start..idx], scratch, emit);
+        }
     }
 }
 
@@ -199,7 +214,7 @@ pub fn classify_token(
     scratch: &mut String,
     emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>),
 ) {
-    // Tokens are ASCII (see TOKEN_BYTE), so byte-wise trimming keeps char boundaries.
+    // Tokens are ASCII (see TOKEN_CLASS), so byte-wise trimming keeps char boundaries.
     let punctuation = |b: &u8| matches!(b, b'.' | b':' | b'-' | b'_');
     let raw_bytes = raw.as_bytes();
     let start = raw_bytes
@@ -247,7 +262,10 @@ pub fn classify_token(
         }
         return;
     }
-    if n_colons >= 2 || (n_dots == 3 && bytes[0].is_ascii_digit()) {
+    // Two to five colons without a `::` cannot be IPv6 (8 groups, or 6 and a dotted IPv4)
+    // nor IPv4 with a port: times like `09:10:11` skip the address parsers.
+    let maybe_v6 = n_colons >= 6 || (n_colons >= 2 && memchr::memmem::find(bytes, b"::").is_some());
+    if maybe_v6 || (n_colons < 2 && n_dots == 3 && bytes[0].is_ascii_digit()) {
         if let Some(ip) = parse_ip(token) {
             if !normalize::is_noise_ip(&ip) {
                 emit_ip(ip, scratch, emit);
@@ -283,9 +301,7 @@ pub fn classify_token(
 }
 
 fn emit_ip(ip: IpAddr, scratch: &mut String, emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>)) {
-    use std::fmt::Write;
-    scratch.clear();
-    let _ = write!(scratch, "{ip}");
+    normalize::write_ip(&ip, scratch);
     emit(IocKind::Ip, scratch, Some(ip));
 }
 
