@@ -38,6 +38,12 @@ fn config(brokers: &str, partitions: i32, run: &str) -> Config {
     config.topics.dlq = format!("bench-dlq-{suffix}");
     config.output.pass_through = true;
     config.server.enabled = false;
+    if let Ok(workers) = std::env::var("WORKERS") {
+        config.pipeline.workers = workers.parse().expect("WORKERS is a number");
+    }
+    if let Ok(linger) = std::env::var("LINGER_MS") {
+        config.kafka.linger_ms = linger.parse().expect("LINGER_MS is a number");
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -125,8 +131,11 @@ fn latency(
 ) -> Vec<f64> {
     let config = config(brokers, partitions, "latency");
     let shutdown = Arc::new(AtomicBool::new(false));
-    let handle =
-        start_pipeline(&config, PipelineDeps::new(store.clone(), shutdown.clone())).unwrap();
+    let deps = PipelineDeps {
+        passthrough: std::env::var("PASSTHROUGH").is_ok_and(|v| v == "1"),
+        ..PipelineDeps::new(store.clone(), shutdown.clone())
+    };
+    let handle = start_pipeline(&config, deps).unwrap();
     while !handle.shared.has_assignment.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -242,6 +251,19 @@ fn main() {
         store.load().len()
     );
 
+    // LATENCY_RATE=N: only a latency run at N alerts/s (for tuning experiments).
+    if let Ok(rate) = std::env::var("LATENCY_RATE") {
+        let rate: f64 = rate.parse().expect("LATENCY_RATE is a number");
+        let latencies = latency(&brokers, partitions, &lines, &store, rate, seconds);
+        println!(
+            "latency at {rate:.0} alerts/s: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            pct(&latencies, 0.50),
+            pct(&latencies, 0.90),
+            pct(&latencies, 0.99),
+            pct(&latencies, 1.0)
+        );
+        return;
+    }
     // Alternate the two modes (the first run warms the broker), best of two each.
     let mut pass: f64 = 0.0;
     let mut enrich: f64 = 0.0;
