@@ -38,6 +38,13 @@ fn config(brokers: &str, partitions: i32, run: &str) -> Config {
     config.topics.dlq = format!("bench-dlq-{suffix}");
     config.output.pass_through = true;
     config.server.enabled = false;
+    // RDKAFKA="key=value,key=value": extra librdkafka settings for the pipeline's clients.
+    if let Ok(extra) = std::env::var("RDKAFKA") {
+        for pair in extra.split(',').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').expect("RDKAFKA is key=value,...");
+            config.kafka.librdkafka.insert(key.into(), value.into());
+        }
+    }
     if let Ok(workers) = std::env::var("WORKERS") {
         config.pipeline.workers = workers.parse().expect("WORKERS is a number");
     }

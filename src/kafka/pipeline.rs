@@ -409,6 +409,10 @@ fn consumer_config(config: &Config) -> Result<ClientConfig, crate::config::Confi
     client.set("fetch.wait.max.ms", "100");
     client.set("fetch.queue.backoff.ms", "100");
     client.set("queued.min.messages", "20000");
+    // kafka.librdkafka overrides these tuned defaults (the enforced keys below it cannot set).
+    for (key, value) in &config.kafka.librdkafka {
+        client.set(key, value);
+    }
     // Enforced: offsets are stored by us after delivery acks.
     client.set("enable.auto.offset.store", "false");
     if config.kafka.exactly_once {
@@ -950,4 +954,34 @@ pub fn header_pairs(headers: Option<&rdkafka::message::BorrowedHeaders>) -> Vec<
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn librdkafka_settings_override_tuned_defaults_but_not_enforced_keys() {
+        let mut config = Config::default();
+        config
+            .kafka
+            .librdkafka
+            .insert("fetch.wait.max.ms".into(), "10".into());
+        config
+            .kafka
+            .librdkafka
+            .insert("security.protocol".into(), "SASL_SSL".into());
+        let consumer = consumer_config(&config).unwrap();
+        assert_eq!(consumer.get("fetch.wait.max.ms"), Some("10"));
+        assert_eq!(consumer.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(consumer.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(consumer.get("group.id"), Some("wazuh-misp"));
+        let producer = producer_config(&config).unwrap();
+        assert_eq!(
+            producer.get("fetch.wait.max.ms"),
+            None,
+            "consumer keys stay off the producer"
+        );
+        assert_eq!(producer.get("security.protocol"), Some("SASL_SSL"));
+    }
 }
