@@ -556,15 +556,7 @@ impl IntelUpdater {
     }
 
     fn check_floor(&self, snapshot: IntelSnapshot) -> Result<IntelSnapshot, SyncError> {
-        let floor = self.config.intel.min_indicators;
-        if snapshot.len() < floor {
-            return Err(IntelError::TooSmall {
-                count: snapshot.len(),
-                floor,
-            }
-            .into());
-        }
-        Ok(snapshot)
+        super::sync::check_floor(snapshot, self.config.intel.min_indicators)
     }
 
     /// Counts and logs an outcome.
