@@ -205,26 +205,47 @@ impl Delta {
         for doc in &self.docs {
             loader.add_json(&mut builder, doc, Path::new("misp-delta"))?;
         }
-        let touched_bits: HashSet<u128> = self
-            .touched
-            .iter()
-            .filter_map(|uuid| parse_uuid(uuid))
-            .collect();
+        // Canonical uuids compare as bits; only the rare other ones as (lower-case) text, so
+        // copying a large snapshot allocates nothing per attribute.
+        let (touched_bits, touched_text) = split_uuids(&self.touched);
+        let (replaced_bits, replaced_text) = split_uuids(&self.replaced_events);
         builder.add_from(old, |attribute| {
             let touched = match attribute.uuid {
                 super::snapshot::UuidRef::Canonical(bits) => touched_bits.contains(&bits),
                 super::snapshot::UuidRef::Text(text) => {
-                    self.touched.contains(&text.to_ascii_lowercase())
+                    !touched_text.is_empty()
+                        && touched_text.contains(text.to_ascii_lowercase().as_str())
                 }
             };
             let replaced = attribute.from_misp
-                && self
-                    .replaced_events
-                    .contains(&attribute.event.uuid.to_ascii_lowercase());
+                && !self.replaced_events.is_empty()
+                && match parse_uuid(&attribute.event.uuid) {
+                    Some(bits) => replaced_bits.contains(&bits),
+                    None => {
+                        replaced_text.contains(attribute.event.uuid.to_ascii_lowercase().as_str())
+                    }
+                };
             !touched && !replaced
         });
         Ok(builder.build())
     }
+}
+
+/// Lower-case uuid strings → (canonical ones as bits, the others as text).
+fn split_uuids(uuids: &HashSet<String>) -> (HashSet<u128>, HashSet<&str>) {
+    let mut bits = HashSet::new();
+    let mut text = HashSet::new();
+    for uuid in uuids {
+        match parse_uuid(uuid) {
+            Some(parsed) => {
+                bits.insert(parsed);
+            }
+            None => {
+                text.insert(uuid.as_str());
+            }
+        }
+    }
+    (bits, text)
 }
 
 fn truthy(value: &Value) -> bool {
@@ -950,6 +971,23 @@ mod tests {
         let after = first.apply(&file_snapshot(), false, None).unwrap();
         assert!(hits_ip(&after, "198.51.100.8").is_empty());
         assert_eq!(hits_ip(&after, "198.51.100.80").len(), 1);
+    }
+
+    #[test]
+    fn non_canonical_uuids_are_replaced_too() {
+        let filter = LocalFilter::default();
+        let odd = |value: &str, action: &str| {
+            String::from_utf8(attribute(9, value, "ip-dst", action))
+                .unwrap()
+                .replace("5a000000-0000-4000-8000-000000000009", "Legacy-ID-9")
+                .into_bytes()
+        };
+        let added = apply(&file_snapshot(), &[odd("198.51.100.9", "add")], &filter);
+        assert_eq!(hits_ip(&added, "198.51.100.9").len(), 1);
+        let edited = apply(&added, &[odd("198.51.100.90", "edit")], &filter);
+        assert!(hits_ip(&edited, "198.51.100.9").is_empty());
+        assert_eq!(hits_ip(&edited, "198.51.100.90").len(), 1);
+        assert_eq!(edited.len(), 3, "the file attributes stay");
     }
 
     #[test]

@@ -198,12 +198,9 @@ impl StartedUpdater {
             shutdown,
             ..
         } = self;
-        let (deltas, thread) = match notifications {
-            Some(n) => (Some(n.deltas), Some(n.thread)),
-            None => (None, None),
-        };
-        updater.run(deltas, shutdown, on_change).await;
-        drop(thread);
+        updater
+            .run(notifications.map(|n| n.deltas), shutdown, on_change)
+            .await;
     }
 }
 

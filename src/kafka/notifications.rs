@@ -32,8 +32,8 @@ const BATCH_MAX: usize = 5_000;
 pub struct Notifications {
     pub deltas: mpsc::Receiver<Delta>,
     /// Set once the existing partitions are assigned (tests wait for it before producing).
+    /// The consumer thread ends on shutdown or when `deltas` is dropped.
     pub ready: Arc<AtomicBool>,
-    pub thread: std::thread::JoinHandle<()>,
 }
 
 /// The topics to follow.
@@ -69,16 +69,12 @@ pub fn spawn(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<Notif
     let (sender, deltas) = mpsc::channel(64);
     let ready = Arc::new(AtomicBool::new(false));
     let ready_flag = ready.clone();
-    let thread = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("misp-notifications".into())
         .spawn(move || {
             follow(&consumer, &topics, &filter, &sender, &shutdown, &ready_flag);
         })?;
-    Ok(Notifications {
-        deltas,
-        ready,
-        thread,
-    })
+    Ok(Notifications { deltas, ready })
 }
 
 fn follow(
@@ -111,7 +107,6 @@ fn follow(
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
-                let topic = message.topic().to_string();
                 let outcome = match message.payload() {
                     Some(payload) => batch.add_notification(payload, filter),
                     None => Err("empty message".to_string()),
@@ -125,7 +120,7 @@ fn follow(
                 };
                 metrics::counter!(m::MISP_NOTIFICATIONS, "kind" => kind).increment(1);
                 if let Err(reason) = outcome {
-                    tracing::warn!(topic = %topic, partition = message.partition(), offset = message.offset(), reason = %reason, "MISP notification skipped.");
+                    tracing::warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(), reason = %reason, "MISP notification skipped.");
                 }
                 if batch_len == 0 {
                     batch_started = Instant::now();

@@ -531,22 +531,12 @@ fn binary_run_scrape_and_sigterm() {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        let ready = client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16();
+        let ready =
+            crate::support::status(&client, &format!("http://127.0.0.1:{port}/readyz")).await;
         (metrics, ready)
     });
     assert_eq!(ready, 200);
-    for name in wazuh_misp::telemetry::metrics::ALL {
-        assert!(
-            metrics_text.contains(name),
-            "{name} missing from the running binary's /metrics"
-        );
-    }
+    crate::support::assert_every_metric(&metrics_text, "the running binary's /metrics");
     assert!(
         metrics_text.contains("wazuh_misp_alerts_processed_total{outcome=\"enriched\"} 300"),
         "{metrics_text}"

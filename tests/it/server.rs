@@ -7,6 +7,8 @@ use wazuh_misp::intel::IntelStore;
 use wazuh_misp::server::{install_recorder, serve, ServerState};
 use wazuh_misp::telemetry::metrics as m;
 
+use crate::support::status;
+
 #[tokio::test]
 async fn metrics_health_ready_lookup() {
     let handle = install_recorder().unwrap();
@@ -40,50 +42,22 @@ async fn metrics_health_ready_lookup() {
         .text()
         .await
         .unwrap();
-    for name in m::ALL {
-        assert!(text.contains(name), "{name} missing from /metrics");
-    }
+    crate::support::assert_every_metric(&text, "/metrics");
 
+    assert_eq!(status(&client, &format!("{base}/healthz")).await, 200);
     assert_eq!(
-        client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status(&client, &format!("{base}/readyz")).await,
         503,
         "not ready before intel and partitions"
     );
     store.swap(wazuh_misp::kafka::demo::sample_snapshot().unwrap());
     assert_eq!(
-        client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status(&client, &format!("{base}/readyz")).await,
         503,
         "not ready before partitions"
     );
     assigned.store(true, Ordering::Release);
-    assert_eq!(
-        client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status(&client, &format!("{base}/readyz")).await, 200);
 
     let known = client
         .get(format!("{base}/v1/lookup?value=updates.evil-updates.net"))

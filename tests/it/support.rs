@@ -78,3 +78,15 @@ pub fn output_validator() -> jsonschema::Validator {
     .expect("schema json");
     jsonschema::validator_for(&schema).expect("schema compiles")
 }
+
+/// Every metric name of `telemetry::metrics::ALL` appears in a `/metrics` scrape.
+pub fn assert_every_metric(scrape: &str, source: &str) {
+    for name in wazuh_misp::telemetry::metrics::ALL {
+        assert!(scrape.contains(name), "{name} missing from {source}");
+    }
+}
+
+/// GET `url` with `client`: the status code.
+pub async fn status(client: &reqwest::Client, url: &str) -> u16 {
+    client.get(url).send().await.unwrap().status().as_u16()
+}
