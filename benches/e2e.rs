@@ -5,6 +5,12 @@
 //! KAFKA_PORT=39092 bash kafka/start.sh
 //! KAFKA_BROKERS=127.0.0.1:39092 cargo bench --features broker-tests --bench e2e
 //! (N=200000 alerts, P=6 partitions, 1M indicators by default; env N, P, INDICATORS, SECONDS)
+//!
+//! Latency experiments: LATENCY_RATE=N (latency run only), LATENCY_SERIES=1 (per-second
+//! p50/p99), DIRECT=1 (load straight to the output topic: broker and clients alone),
+//! PASSTHROUGH=1, WORKERS, MAX_IN_FLIGHT, LINGER_MS, RDKAFKA="k=v,..." (pipeline clients), GEN_LINGER_MS
+//! (load generator, default 5), READER_FETCH_MIN_BYTES (reader, default 65536),
+//! THROUGHPUT_ONLY=1 (skip the latency runs), THROUGHPUT_MODE=pass|enrich (one mode only).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -47,6 +53,9 @@ fn config(brokers: &str, partitions: i32, run: &str) -> Config {
     }
     if let Ok(workers) = std::env::var("WORKERS") {
         config.pipeline.workers = workers.parse().expect("WORKERS is a number");
+    }
+    if let Ok(limit) = std::env::var("MAX_IN_FLIGHT") {
+        config.pipeline.max_in_flight = limit.parse().expect("MAX_IN_FLIGHT is a number");
     }
     if let Ok(linger) = std::env::var("LINGER_MS") {
         config.kafka.linger_ms = linger.parse().expect("LINGER_MS is a number");
@@ -146,11 +155,16 @@ fn latency(
     while !handle.shared.has_assignment.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Reader of the output topic, from its current end.
+    // Reader of the output topic, from its current end, fetching as wazuh-misp itself does
+    // (at least 64 KiB or 10 ms; READER_FETCH_MIN_BYTES=1 answers every fetch at once).
     let reader: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("{}-reader", config.kafka.group_id))
         .set("fetch.wait.max.ms", "10")
+        .set(
+            "fetch.min.bytes",
+            std::env::var("READER_FETCH_MIN_BYTES").unwrap_or_else(|_| "65536".into()),
+        )
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
@@ -163,8 +177,6 @@ fn latency(
     let reader_done = done.clone();
     let reader_thread = std::thread::spawn(move || {
         let mut latencies = Vec::new();
-        let epoch = Instant::now();
-        let _ = epoch;
         while !reader_done.load(Ordering::Acquire) {
             if let Some(Ok(message)) = reader.poll(Duration::from_millis(10)) {
                 let now = chrono::Utc::now().timestamp_micros();
@@ -177,7 +189,7 @@ fn latency(
                         .map(|b| *b as char)
                         .collect();
                     if let Ok(sent) = digits.parse::<i64>() {
-                        latencies.push((now - sent) as f64 / 1000.0);
+                        latencies.push((sent, (now - sent) as f64 / 1000.0));
                     }
                 }
             }
@@ -185,7 +197,15 @@ fn latency(
         latencies
     });
     // The load generator itself adds as little delay as it can.
-    let producer = producer(brokers, "1");
+    // Shippers batch (Filebeat's Kafka output does); the pipeline's own default is 5 ms too.
+    let gen_linger = std::env::var("GEN_LINGER_MS").unwrap_or_else(|_| "5".into());
+    let producer = producer(brokers, &gen_linger);
+    // DIRECT=1: the load goes straight to the output topic (the broker and clients alone).
+    let target = if std::env::var("DIRECT").is_ok_and(|v| v == "1") {
+        &config.topics.enriched
+    } else {
+        &config.topics.input
+    };
     let started = Instant::now();
     let mut sent = 0usize;
     while started.elapsed() < Duration::from_secs(seconds) {
@@ -197,12 +217,7 @@ fn latency(
                 chrono::Utc::now().timestamp_micros(),
                 &line[1..]
             );
-            send(
-                &producer,
-                &config.topics.input,
-                &sent.to_string(),
-                payload.as_bytes(),
-            );
+            send(&producer, target, &sent.to_string(), payload.as_bytes());
             sent += 1;
         }
         producer.poll(Duration::ZERO);
@@ -215,15 +230,43 @@ fn latency(
     }
     std::thread::sleep(Duration::from_millis(500));
     done.store(true, Ordering::Release);
-    let mut latencies = reader_thread.join().unwrap();
+    let timed = reader_thread.join().unwrap();
     shutdown.store(true, Ordering::Release);
     handle.join().unwrap();
+    if std::env::var_os("LATENCY_SERIES").is_some() {
+        print_series(&timed);
+    }
+    let mut latencies: Vec<f64> = timed.iter().map(|(_, l)| *l).collect();
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
         "latency run: {sent} alerts produced at {rate:.0}/s for {seconds} s, {} measured",
         latencies.len()
     );
     latencies
+}
+
+/// Per-second p50/p99/max by send time (LATENCY_SERIES=1): where the tail sits in the run.
+fn print_series(timed: &[(i64, f64)]) {
+    let Some(first) = timed.iter().map(|(sent, _)| *sent).min() else {
+        return;
+    };
+    let mut buckets: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
+    for (sent, latency) in timed {
+        buckets
+            .entry((sent - first) / 1_000_000)
+            .or_default()
+            .push(*latency);
+    }
+    for (second, mut values) in buckets {
+        values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!(
+            "  second {second:>3}: {:>7} alerts, p50 {:>6.1} ms, p99 {:>6.1} ms, max {:>6.1} ms",
+            values.len(),
+            pct(&values, 0.5),
+            pct(&values, 0.99),
+            pct(&values, 1.0)
+        );
+    }
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -274,14 +317,29 @@ fn main() {
     // Alternate the two modes (the first run warms the broker), best of two each.
     let mut pass: f64 = 0.0;
     let mut enrich: f64 = 0.0;
+    // THROUGHPUT_MODE=pass|enrich: one mode only (to profile it).
+    let mode = std::env::var("THROUGHPUT_MODE").unwrap_or_default();
     for round in 0..2 {
-        let p = throughput(&brokers, partitions, &payloads, &store, true);
-        let e = throughput(&brokers, partitions, &payloads, &store, false);
+        let p = match mode.as_str() {
+            "enrich" => f64::NAN,
+            _ => throughput(&brokers, partitions, &payloads, &store, true),
+        };
+        let e = match mode.as_str() {
+            "pass" => f64::NAN,
+            _ => throughput(&brokers, partitions, &payloads, &store, false),
+        };
         println!("round {round}: passthrough {p:.0}/s, pipeline {e:.0}/s");
         pass = pass.max(p);
         enrich = enrich.max(e);
     }
     println!("passthrough baseline: {pass:>9.0} alerts/s (best of 2)");
+    if std::env::var("THROUGHPUT_ONLY").is_ok_and(|v| v == "1") {
+        println!(
+            "wazuh-misp pipeline:  {enrich:>9.0} alerts/s (best of 2) = {:.0}% of passthrough",
+            100.0 * enrich / pass
+        );
+        return;
+    }
     println!("wazuh-misp pipeline:  {enrich:>9.0} alerts/s (best of 2) = {:.0}% of passthrough (bar: >= 85%)", 100.0 * enrich / pass);
 
     for divisor in [2.0, 4.0, 8.0] {

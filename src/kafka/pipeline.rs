@@ -406,7 +406,11 @@ fn consumer_config(config: &Config) -> Result<ClientConfig, crate::config::Confi
     client.set("group.id", &config.kafka.group_id);
     client.set("partition.assignment.strategy", "cooperative-sticky");
     client.set("auto.offset.reset", "earliest");
-    client.set("fetch.wait.max.ms", "100");
+    // Fetches carry at least 64 KiB or wait at most 10 ms: far fewer, fuller fetch requests
+    // than librdkafka's fetch.min.bytes=1 (which answers every fetch with whatever a few
+    // records arrived), so the broker spends less CPU per alert, for ≤ 10 ms of latency.
+    client.set("fetch.min.bytes", "65536");
+    client.set("fetch.wait.max.ms", "10");
     client.set("fetch.queue.backoff.ms", "100");
     client.set("queued.min.messages", "20000");
     // kafka.librdkafka overrides these tuned defaults (the enforced keys below it cannot set).
@@ -966,13 +970,18 @@ mod tests {
         config
             .kafka
             .librdkafka
-            .insert("fetch.wait.max.ms".into(), "10".into());
+            .insert("fetch.wait.max.ms".into(), "25".into());
         config
             .kafka
             .librdkafka
             .insert("security.protocol".into(), "SASL_SSL".into());
         let consumer = consumer_config(&config).unwrap();
-        assert_eq!(consumer.get("fetch.wait.max.ms"), Some("10"));
+        assert_eq!(consumer.get("fetch.wait.max.ms"), Some("25"));
+        assert_eq!(
+            consumer.get("fetch.min.bytes"),
+            Some("65536"),
+            "tuned default kept"
+        );
         assert_eq!(consumer.get("security.protocol"), Some("SASL_SSL"));
         assert_eq!(consumer.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(consumer.get("group.id"), Some("wazuh-misp"));
