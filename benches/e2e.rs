@@ -12,6 +12,7 @@
 //! (load generator, default 5), READER_FETCH_MIN_BYTES (reader, default 65536),
 //! THROUGHPUT_ONLY=1 (skip the latency runs), THROUGHPUT_MODE=pass|enrich (one mode only).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -93,6 +94,79 @@ fn send(producer: &BaseProducer, topic: &str, key: &str, payload: &[u8]) {
     }
 }
 
+/// CPU ticks (1/100 s) used so far by each thread of this process, by thread id.
+fn thread_ticks() -> HashMap<String, (String, u64)> {
+    let mut ticks = HashMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return ticks;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        if let Some(parsed) = parse_stat(&stat) {
+            ticks.insert(task.file_name().to_string_lossy().into_owned(), parsed);
+        }
+    }
+    ticks
+}
+
+/// (comm, utime + stime) from a /proc stat line.
+fn parse_stat(stat: &str) -> Option<(String, u64)> {
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((stat[open + 1..close].to_string(), utime + stime))
+}
+
+/// CPU ticks of the local Kafka broker JVM (found by its main class), if there is one.
+fn broker_ticks() -> Option<u64> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if cmdline.windows(11).any(|w| w == b"kafka.Kafka") {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            return parse_stat(&stat).map(|(_, ticks)| ticks);
+        }
+    }
+    None
+}
+
+/// CPU per alert between two snapshots, grouped by thread name: where the cores went.
+fn cpu_report(
+    label: &str,
+    alerts: usize,
+    before: &HashMap<String, (String, u64)>,
+    broker_before: Option<u64>,
+) {
+    let mut by_name: std::collections::BTreeMap<String, u64> = Default::default();
+    for (tid, (name, ticks)) in thread_ticks() {
+        let start = before.get(&tid).map_or(0, |(_, t)| *t);
+        let group = match name.as_str() {
+            n if n.starts_with("rdk:") => "librdkafka",
+            n if n.starts_with("wazuh-misp-work") => "workers",
+            n if n.starts_with("wazuh-misp-cons") => "consumer",
+            n if n.starts_with("producer pollin") => "delivery callbacks",
+            _ => "other",
+        };
+        *by_name.entry(group.to_string()).or_default() += ticks.saturating_sub(start);
+    }
+    if let (Some(start), Some(end)) = (broker_before, broker_ticks()) {
+        by_name.insert("broker (JVM)".to_string(), end.saturating_sub(start));
+    }
+    let per_alert = |ticks: u64| ticks as f64 * 10_000.0 / alerts as f64; // µs
+    let total: u64 = by_name.values().sum();
+    let parts: Vec<String> = by_name
+        .iter()
+        .map(|(name, ticks)| format!("{name} {:.2}", per_alert(*ticks)))
+        .collect();
+    println!(
+        "  {label} CPU µs/alert: total {:.2} = {}",
+        per_alert(total),
+        parts.join(", ")
+    );
+}
+
 /// Pre-loads `payloads`, then times the pipeline until every output is acknowledged.
 fn throughput(
     brokers: &str,
@@ -112,6 +186,7 @@ fn throughput(
     }
     producer.flush(Duration::from_secs(60)).unwrap();
     let shutdown = Arc::new(AtomicBool::new(false));
+    let (cpu_before, broker_before) = (thread_ticks(), broker_ticks());
     let started = Instant::now();
     let handle = start_pipeline(
         &config,
@@ -130,6 +205,16 @@ fn throughput(
         std::thread::sleep(Duration::from_millis(1));
     }
     let end = Instant::now();
+    cpu_report(
+        if passthrough {
+            "passthrough"
+        } else {
+            "pipeline"
+        },
+        total,
+        &cpu_before,
+        broker_before,
+    );
     shutdown.store(true, Ordering::Release);
     handle.join().unwrap();
     let from = first.unwrap_or(started);
