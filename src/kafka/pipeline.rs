@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -646,7 +646,19 @@ fn dispatch(
     shared.in_flight.fetch_add(1, Ordering::AcqRel);
     shared.stats.consumed.fetch_add(1, Ordering::Relaxed);
     let worker = partition.unsigned_abs() as usize % senders.len();
-    senders[worker].send(job).map_err(|_| PipelineError::Worker)
+    // A full queue is retried after a pause instead of blocking in `send`: a blocked sender is
+    // woken for every slot the worker frees, one context switch per alert.
+    let mut job = job;
+    loop {
+        match senders[worker].try_send(job) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(returned)) => {
+                job = returned;
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(PipelineError::Worker),
+        }
+    }
 }
 
 /// Commits the open transaction with the committable offsets, then opens the next.
