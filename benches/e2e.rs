@@ -25,7 +25,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use wazuh_misp::config::Config;
 use wazuh_misp::corpus::{generate_alerts, GenIntel};
 use wazuh_misp::intel::IntelStore;
-use wazuh_misp::kafka::admin::create_config_topics;
+use wazuh_misp::kafka::admin::{create_config_topics, delete_topics};
 use wazuh_misp::kafka::pipeline::{start_pipeline, PipelineDeps};
 
 fn env(name: &str, default: usize) -> usize {
@@ -61,14 +61,31 @@ fn config(brokers: &str, partitions: i32, run: &str) -> Config {
     if let Ok(linger) = std::env::var("LINGER_MS") {
         config.kafka.linger_ms = linger.parse().expect("LINGER_MS is a number");
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime
+    runtime()
         .block_on(create_config_topics(&config, partitions))
         .expect("topics");
     config
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Deletes a run's topics, so that repeated runs do not pile partitions onto the broker.
+fn drop_topics(config: &Config) {
+    let topics = &config.topics;
+    // Only the per-run names (iocs and indicators keep their shared defaults).
+    let names = [
+        topics.input.as_str(),
+        topics.enriched.as_str(),
+        topics.dlq.as_str(),
+    ];
+    if let Err(err) = runtime().block_on(delete_topics(&config.kafka.brokers, &names)) {
+        eprintln!("warning: {err}");
+    }
 }
 
 fn producer(brokers: &str, linger_ms: &str) -> BaseProducer {
@@ -217,6 +234,7 @@ fn throughput(
     );
     shutdown.store(true, Ordering::Release);
     handle.join().unwrap();
+    drop_topics(&config);
     let from = first.unwrap_or(started);
     total as f64 / (end - from).as_secs_f64()
 }
@@ -318,6 +336,7 @@ fn latency(
     let timed = reader_thread.join().unwrap();
     shutdown.store(true, Ordering::Release);
     handle.join().unwrap();
+    drop_topics(&config);
     if std::env::var_os("LATENCY_SERIES").is_some() {
         print_series(&timed);
     }

@@ -1,4 +1,4 @@
-//! Topic creation (tests, the benchmark and `demo`); `kafka/create-topics.sh` does the same
+//! Topic creation (tests, the benchmark and `demo`) and deletion (the benchmark); `kafka/create-topics.sh` does the same
 //! for operators.
 
 use std::time::Duration;
@@ -43,6 +43,28 @@ pub async fn create_topics(brokers: &str, topics: &[TopicSpec<'_>]) -> Result<()
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => return Err(format!("create topic {topic}: {code}")),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes topics (the benchmark's own, after each run); unknown topics are fine.
+pub async fn delete_topics(brokers: &str, topics: &[&str]) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|err| format!("admin client: {err}"))?;
+    let results = admin
+        .delete_topics(
+            topics,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .map_err(|err| format!("delete topics: {err}"))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((topic, code)) => return Err(format!("delete topic {topic}: {code}")),
         }
     }
     Ok(())
