@@ -454,10 +454,23 @@ impl Extractor {
                 }
             }
             Role::HashList => {
-                for part in value.split([',', ';', ' ']) {
-                    let hash = part.split_once('=').map_or(part, |(_, hash)| hash);
+                // `value.split([',', ';', ' '])`, by byte (the separators are ASCII).
+                let mut rest = value;
+                loop {
+                    let (part, next) = match memchr::memchr3(b',', b';', b' ', rest.as_bytes()) {
+                        Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+                        None => (rest, None),
+                    };
+                    let hash = match memchr::memchr(b'=', part.as_bytes()) {
+                        Some(at) => &part[at + 1..],
+                        None => part,
+                    };
                     if normalize::normalize_hash_into(hash, &mut self.scratch) {
                         out.push(IocKind::Hash, &self.scratch, &self.path, false, None);
+                    }
+                    match next {
+                        Some(next) => rest = next,
+                        None => break,
                     }
                 }
             }
