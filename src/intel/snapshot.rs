@@ -15,6 +15,7 @@ use hashbrown::HashMap;
 use super::index::{Postings, PrefixMap, StrIndex};
 use super::types::{plan, PartKind};
 use super::warninglist::Warninglists;
+use crate::model::observable::IocKind;
 use crate::pipeline::normalize;
 
 /// Shortest free-text (Aho-Corasick) pattern: shorter ones would fire on ordinary words.
@@ -366,6 +367,37 @@ impl IntelSnapshot {
 
     pub fn match_text(&self, text: &str, found: &mut dyn FnMut(u32)) {
         self.emit(self.text.get(text), found);
+    }
+
+    /// Starts loading what the `match_*` lookups of one observable will read (the filter
+    /// blocks of its indexes), so that matching it a little later does not stall on memory.
+    /// A hint only: no effect on any result.
+    #[inline]
+    pub fn prefetch(&self, kind: IocKind, value: &str, ip: Option<IpAddr>) {
+        match kind {
+            IocKind::Ip => {
+                if let Some(ip) = ip {
+                    self.ip.prefetch(ip);
+                }
+            }
+            IocKind::Domain => {
+                self.hostname.prefetch(value);
+                self.domain.prefetch(value);
+                if !self.domain.is_empty() {
+                    for parent in
+                        normalize::parent_domains(value).filter(|parent| parent.contains('.'))
+                    {
+                        self.domain.prefetch(parent);
+                    }
+                }
+            }
+            IocKind::Url => self.url.prefetch(value),
+            IocKind::UriPath => self.uri.prefetch(value),
+            IocKind::Email => self.email.prefetch(value),
+            IocKind::Hash => self.hash.prefetch(value),
+            IocKind::Filename => self.filename.prefetch(value),
+            IocKind::Text => self.text.prefetch(value),
+        }
     }
 
     pub fn has_automaton(&self) -> bool {

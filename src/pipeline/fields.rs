@@ -8,8 +8,6 @@
 //!
 //! To support a new decoder, add its fields here; nothing else changes.
 
-use hashbrown::HashMap;
-
 /// How the value of a field is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -234,13 +232,70 @@ struct KeyRules {
     any: Option<Role>,
 }
 
-/// The table compiled for lookups on the hot path: one hash of the key name per field, then a
-/// few string comparisons only for keys that have path-specific rules.
+/// The table compiled for lookups on the hot path: key names in a small open-addressing
+/// table probed by their length and first and last bytes (no general-purpose hash, no
+/// `memcmp` for keys of up to 16 bytes), then a few string comparisons only for keys that
+/// have path-specific rules.
 pub struct FieldTable {
-    by_key: HashMap<&'static str, KeyRules, foldhash::fast::FixedState>,
+    /// `KEY_SLOTS` slots, linear probing: an index into `keys` and `rules`, or `NO_RULES`.
+    slots: Box<[u16; KEY_SLOTS]>,
+    keys: Vec<KeySlot>,
+    rules: Vec<KeyRules>,
     /// One bit per (key length, first byte) that some key of the table has: most keys of an
-    /// alert are not in the table, and this answers them without hashing.
+    /// alert are not in the table, and this answers them without probing.
     present: Box<[[u64; 4]; 64]>,
+}
+
+/// Slots of the key table: a power of two, well above the number of key names.
+const KEY_SLOTS: usize = 512;
+const NO_RULES: u16 = u16::MAX;
+
+#[derive(Clone, Copy)]
+struct KeySlot {
+    words: KeyWords,
+    key: &'static str,
+}
+
+/// A key's length, first 8 and last 8 bytes (zero-padded): equal words mean equal keys for
+/// keys of up to 16 bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct KeyWords {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+impl KeyWords {
+    #[inline]
+    fn of(key: &str) -> Self {
+        let bytes = key.as_bytes();
+        let len = bytes.len();
+        // Zero-padded little-endian loads without a loop: overlapping reads OR the same
+        // byte values into the same positions.
+        let (head, tail) = match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+            (Some(head), Some(tail)) => (u64::from_le_bytes(*head), u64::from_le_bytes(*tail)),
+            _ => match (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+                (Some(first), Some(last)) => {
+                    let first = u64::from(u32::from_le_bytes(*first));
+                    let last = u64::from(u32::from_le_bytes(*last));
+                    (first | (last << (8 * (len - 4))), 0)
+                }
+                _ if len > 0 => {
+                    let byte = |idx: usize| u64::from(bytes[idx]) << (8 * idx);
+                    (byte(0) | byte(len / 2) | byte(len - 1), 0)
+                }
+                _ => (0, 0),
+            },
+        };
+        KeyWords { len, head, tail }
+    }
+
+    #[inline]
+    fn slot(&self) -> usize {
+        let mixed = (self.head ^ self.tail.rotate_left(29) ^ self.len as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (mixed >> 55) as usize % KEY_SLOTS
+    }
 }
 
 /// The `present` bit of a key: its length (capped) and first byte.
@@ -257,27 +312,77 @@ fn present_bit(key: &str) -> (usize, usize, u64) {
 
 impl FieldTable {
     pub fn new(entries: &'static [(&'static str, Role)]) -> Self {
-        let mut by_key: HashMap<&'static str, KeyRules, foldhash::fast::FixedState> =
-            HashMap::default();
+        let mut by_key: Vec<(&'static str, KeyRules)> = Vec::new();
+        let mut rules_of = |key: &'static str| -> usize {
+            match by_key.iter().position(|(known, _)| *known == key) {
+                Some(pos) => pos,
+                None => {
+                    by_key.push((key, KeyRules::default()));
+                    by_key.len() - 1
+                }
+            }
+        };
+        let mut patterns: Vec<(usize, &'static str, Role, u8)> = Vec::new();
         for &(pattern, role) in entries {
             if let Some(rest) = pattern.strip_prefix("*.") {
                 match rest.rsplit_once('.') {
-                    Some((parent, key)) => {
-                        by_key.entry(key).or_default().parents.push((parent, role))
-                    }
-                    None => by_key.entry(rest).or_default().any = Some(role),
+                    Some((parent, key)) => patterns.push((rules_of(key), parent, role, 1)),
+                    None => patterns.push((rules_of(rest), "", role, 2)),
                 }
             } else {
                 let key = pattern.rsplit('.').next().unwrap_or(pattern);
-                by_key.entry(key).or_default().paths.push((pattern, role));
+                patterns.push((rules_of(key), pattern, role, 0));
             }
         }
+        for (pos, text, role, kind) in patterns {
+            let rules = &mut by_key[pos].1;
+            match kind {
+                0 => rules.paths.push((text, role)),
+                1 => rules.parents.push((text, role)),
+                _ => rules.any = Some(role),
+            }
+        }
+        assert!(
+            by_key.len() < KEY_SLOTS / 2,
+            "the field table has too many key names"
+        );
+        let mut slots = Box::new([NO_RULES; KEY_SLOTS]);
+        let mut keys = Vec::with_capacity(by_key.len());
         let mut present = Box::new([[0u64; 4]; 64]);
-        for key in by_key.keys() {
+        let mut rules = Vec::with_capacity(by_key.len());
+        for (key, key_rules) in by_key {
+            let words = KeyWords::of(key);
+            let mut slot = words.slot();
+            while slots[slot] != NO_RULES {
+                slot = (slot + 1) % KEY_SLOTS;
+            }
+            slots[slot] = rules.len() as u16;
+            keys.push(KeySlot { words, key });
+            rules.push(key_rules);
             let (len, word, bit) = present_bit(key);
             present[len][word] |= bit;
         }
-        FieldTable { by_key, present }
+        FieldTable {
+            slots,
+            keys,
+            rules,
+            present,
+        }
+    }
+
+    /// The rules of key name `key`, if the table names it.
+    #[inline]
+    fn rules(&self, key: &str) -> Option<&KeyRules> {
+        let words = KeyWords::of(key);
+        let mut slot = words.slot();
+        loop {
+            let index = usize::from(self.slots[slot]);
+            let candidate = self.keys.get(index)?;
+            if candidate.words == words && (key.len() <= 16 || candidate.key == key) {
+                return self.rules.get(index);
+            }
+            slot = (slot + 1) % KEY_SLOTS;
+        }
     }
 
     /// The role of the field at `path` whose last key is `key`. `None`: not in the table.
@@ -288,7 +393,7 @@ impl FieldTable {
         if self.present[len][word] & bit == 0 {
             return None;
         }
-        let rules = self.by_key.get(key)?;
+        let rules = self.rules(key)?;
         for (full, role) in &rules.paths {
             if *full == path {
                 return Some(*role);
@@ -335,6 +440,52 @@ mod tests {
             let parent = path.rsplit('.').nth(1).unwrap_or("");
             assert_eq!(table.role(path, parent, key), *want, "{path}");
         }
+    }
+
+    #[test]
+    fn every_key_name_is_found_and_near_misses_are_not() {
+        let table = FieldTable::default();
+        for (pattern, _) in FIELD_TABLE {
+            let key = pattern.rsplit('.').next().unwrap_or(pattern);
+            assert!(table.rules(key).is_some(), "{key}");
+            for variant in [
+                format!("{key}x"),
+                format!("x{key}"),
+                key[..key.len() - 1].to_string(),
+                key.to_uppercase(),
+            ] {
+                let known = FIELD_TABLE
+                    .iter()
+                    .any(|(p, _)| p.rsplit('.').next() == Some(variant.as_str()));
+                assert_eq!(table.rules(&variant).is_some(), known, "{variant}");
+            }
+        }
+        for key in [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abcde",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghi",
+        ] {
+            let words = KeyWords::of(key);
+            let mut padded = [0u8; 16];
+            padded[..key.len()].copy_from_slice(key.as_bytes());
+            if key.len() < 8 {
+                assert_eq!(
+                    words.head,
+                    u64::from_le_bytes(padded[..8].try_into().unwrap())
+                );
+                assert_eq!(words.tail, 0);
+            }
+        }
+        // Long keys that share their first and last 8 bytes with a key of the table.
+        assert!(table.rules("destinationXXHostname").is_none());
+        assert!(table.rules("destinatioXHostname").is_none());
+        assert!(table.rules("destinationHostname").is_some());
     }
 
     #[test]

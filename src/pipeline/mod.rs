@@ -284,7 +284,8 @@ impl Stages {
         clock: &mut Option<StageClock>,
     ) -> Outcome {
         tick(clock, 0);
-        self.extractor.extract(&nodes[root..], &mut self.extraction);
+        self.extractor
+            .extract_prefetching(&nodes[root..], &mut self.extraction, snapshot);
         tick(clock, 1);
         self.matcher
             .match_all(snapshot, &self.extraction, &mut self.hits);

@@ -375,7 +375,7 @@ pub fn normalize_hash_into(raw: &str, out: &mut String) -> bool {
     let text = raw.trim();
     out.clear();
     // Plain hex (the common case): validated once, copied and lower-cased in bulk.
-    if text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if is_all_hex(text.as_bytes()) {
         if !is_hash_len(text.len()) {
             return false;
         }
@@ -392,6 +392,15 @@ pub fn normalize_hash_into(raw: &str, out: &mut String) -> bool {
         }
     }
     is_hash_len(out.len()) && !out.bytes().all(|b| b == b'0')
+}
+
+/// True when every byte is an ASCII hex digit (true for an empty slice). Branch-free, so
+/// random hex (digits and letters mixed) costs no mispredictions; the loop vectorises.
+#[inline]
+pub fn is_all_hex(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |ok, &b| {
+        ok & ((b.wrapping_sub(b'0') < 10) | ((b | 0x20).wrapping_sub(b'a') < 6))
+    })
 }
 
 /// md5/imphash 32, sha1 40, sha224 56, sha256 64, sha384 96, sha512 128.
@@ -646,6 +655,10 @@ mod tests {
         assert_eq!(normalize_hash("00000000000000000000000000000000"), None);
         assert_eq!(normalize_hash("xyz"), None);
         assert_eq!(normalize_hash("abcd"), None);
+        for byte in 0..=255u8 {
+            assert_eq!(is_all_hex(&[b'a', byte, b'0']), byte.is_ascii_hexdigit());
+        }
+        assert!(is_all_hex(b""));
         assert_eq!(
             normalize_email("Bad.Guy@Evil.COM").as_deref(),
             Some("bad.guy@evil.com")

@@ -231,19 +231,21 @@ pub fn classify_token(
         // Shortest observables: "a.io", "::1" (noise anyway).
         return;
     }
-    let mut n_dots = 0;
-    let mut n_colons = 0;
-    let mut last_at = None;
-    let mut all_hex = true;
-    for (idx, &b) in bytes.iter().enumerate() {
-        match b {
-            b'.' => n_dots += 1,
-            b':' => n_colons += 1,
-            b'@' => last_at = Some(idx),
-            _ => {}
-        }
-        all_hex &= b.is_ascii_hexdigit();
+    // Counted branch-free: tokens mix letters, digits and dots unpredictably.
+    let mut n_dots = 0usize;
+    let mut n_colons = 0usize;
+    let mut n_ats = 0usize;
+    for &b in bytes {
+        n_dots += usize::from(b == b'.');
+        n_colons += usize::from(b == b':');
+        n_ats += usize::from(b == b'@');
     }
+    let all_hex = normalize::is_all_hex(bytes);
+    let last_at = if n_ats > 0 {
+        memchr::memrchr(b'@', bytes)
+    } else {
+        None
+    };
     if let Some(at) = last_at {
         if let Some(email) = normalize::normalize_email(token) {
             emit(IocKind::Email, &email, None);
