@@ -1,5 +1,5 @@
-//! Topic creation (tests, the benchmark and `demo`) and deletion (the benchmark); `kafka/create-topics.sh` does the same
-//! for operators.
+//! Topic creation (tests, the benchmark and `demo`; `kafka/create-topics.sh` does the same for
+//! operators) and deletion (the benchmark's own topics).
 
 use std::time::Duration;
 
@@ -7,6 +7,17 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::types::RDKafkaErrorCode;
+
+fn admin_client(brokers: &str) -> Result<AdminClient<DefaultClientContext>, String> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|err| format!("admin client: {err}"))
+}
+
+fn admin_options() -> AdminOptions {
+    AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)))
+}
 
 /// A topic to create: name, partitions, compacted.
 pub struct TopicSpec<'a> {
@@ -17,10 +28,7 @@ pub struct TopicSpec<'a> {
 
 /// Creates topics on a real broker; existing topics are fine.
 pub async fn create_topics(brokers: &str, topics: &[TopicSpec<'_>]) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|err| format!("admin client: {err}"))?;
+    let admin = admin_client(brokers)?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|spec| {
@@ -33,10 +41,7 @@ pub async fn create_topics(brokers: &str, topics: &[TopicSpec<'_>]) -> Result<()
         })
         .collect();
     let results = admin
-        .create_topics(
-            &new_topics,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
+        .create_topics(&new_topics, &admin_options())
         .await
         .map_err(|err| format!("create topics: {err}"))?;
     for result in results {
@@ -50,15 +55,8 @@ pub async fn create_topics(brokers: &str, topics: &[TopicSpec<'_>]) -> Result<()
 
 /// Deletes topics (the benchmark's own, after each run); unknown topics are fine.
 pub async fn delete_topics(brokers: &str, topics: &[&str]) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|err| format!("admin client: {err}"))?;
-    let results = admin
-        .delete_topics(
-            topics,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
+    let results = admin_client(brokers)?
+        .delete_topics(topics, &admin_options())
         .await
         .map_err(|err| format!("delete topics: {err}"))?;
     for result in results {
