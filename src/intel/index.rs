@@ -109,6 +109,16 @@ impl Filter {
         }
     }
 
+    /// The filter over `keys` key hashes, or `None` below [`MIN_FILTERED_KEYS`] (a small
+    /// table stays in cache anyway).
+    pub fn build(keys: usize, hashes: impl Iterator<Item = u64>) -> Option<Self> {
+        (keys >= MIN_FILTERED_KEYS).then(|| {
+            let mut filter = Filter::with_capacity(keys);
+            hashes.for_each(|hash| filter.insert(hash));
+            filter
+        })
+    }
+
     /// False when the key was certainly never inserted.
     #[inline]
     pub fn may_contain(&self, hash: u64) -> bool {
@@ -245,13 +255,10 @@ impl StrIndex {
             let (start, len, _) = entries[entry as usize];
             Hasher::default().hash_one(&arena[start as usize..(start + len) as usize])
         });
-        self.filter = (self.entries.len() >= MIN_FILTERED_KEYS).then(|| {
-            let mut filter = Filter::with_capacity(self.entries.len());
-            for (key, _) in self.keys() {
-                filter.insert(Hasher::default().hash_one(key));
-            }
-            filter
-        });
+        self.filter = Filter::build(
+            self.entries.len(),
+            self.keys().map(|(key, _)| Hasher::default().hash_one(key)),
+        );
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -264,21 +271,85 @@ impl StrIndex {
 
 /// IP networks by prefix length: exact addresses are the /32 and /128 entries.
 pub struct PrefixMap<V> {
-    v4: Vec<(u8, HashMap<u32, V, Hasher>)>,
-    v6: Vec<(u8, HashMap<u128, V, Hasher>)>,
-    /// Per IPv4 prefix length (same order as `v4`): cheap tests that rule most misses out
-    /// before the hash probe.
-    v4_guards: Vec<V4Guard>,
-    /// Per IPv6 prefix length (same order as `v6`): the filter of a large map.
-    v6_filters: Vec<Option<Filter>>,
+    /// Longest prefix first: the most specific match is reported first.
+    v4: Vec<Level<u32, V>>,
+    v6: Vec<Level<u128, V>>,
 }
 
-#[derive(Default)]
-struct V4Guard {
-    /// For prefix lengths ≥ 16: one bit per /16 that holds a network of that length.
+/// The networks of one prefix length, and the tests that rule most misses out before the
+/// hash probe.
+struct Level<K, V> {
+    len: u8,
+    map: HashMap<K, V, Hasher>,
+    /// IPv4 lengths ≥ 16: one bit per /16 that holds a network of that length.
     present: Option<Box<[u64]>>,
-    /// For a large map (built by `shrink`): the /16 bits are all set there, the filter is not.
+    /// A large map's filter (built by `shrink`; later inserts add to it). For a large IPv4
+    /// map the /16 bits are all set, the filter is not.
     filter: Option<Filter>,
+}
+
+impl<K: Copy + Eq + std::hash::Hash, V> Level<K, V> {
+    fn new(len: u8, with_present: bool) -> Self {
+        Level {
+            len,
+            map: HashMap::default(),
+            present: with_present.then(|| vec![0u64; 1024].into_boxed_slice()),
+            filter: None,
+        }
+    }
+
+    fn slot(&mut self, network: K, init: impl FnOnce() -> V) -> &mut V {
+        if let Some(filter) = &mut self.filter {
+            filter.insert(int_hash(network));
+        }
+        self.map.entry(network).or_insert_with(init)
+    }
+
+    #[inline]
+    fn get(&self, network: K) -> Option<&V> {
+        if let Some(filter) = &self.filter {
+            if !filter.may_contain(int_hash(network)) {
+                return None;
+            }
+        }
+        self.map.get(&network)
+    }
+
+    #[inline]
+    fn prefetch(&self, network: K) {
+        if let Some(filter) = &self.filter {
+            filter.prefetch(int_hash(network));
+        }
+    }
+
+    fn shrink(&mut self) {
+        self.map.shrink_to_fit();
+        self.filter = Filter::build(self.map.len(), self.map.keys().map(|key| int_hash(*key)));
+    }
+
+    /// `slot_bytes`: the table's bytes per slot besides the value (key and control byte).
+    fn heap_bytes(&self, slot_bytes: usize) -> usize {
+        self.map.capacity() * (slot_bytes + std::mem::size_of::<V>())
+            + self.present.as_ref().map_or(0, |_| 8192)
+            + self.filter.as_ref().map_or(0, Filter::heap_bytes)
+    }
+}
+
+/// The position of the `len` level, created (in longest-first order) if missing.
+fn level_position<K: Copy + Eq + std::hash::Hash, V>(
+    levels: &mut Vec<Level<K, V>>,
+    len: u8,
+    with_present: bool,
+) -> usize {
+    if let Some(pos) = levels.iter().position(|level| level.len == len) {
+        return pos;
+    }
+    levels.push(Level::new(len, with_present));
+    levels.sort_by_key(|level| std::cmp::Reverse(level.len));
+    levels
+        .iter()
+        .position(|level| level.len == len)
+        .unwrap_or(0)
 }
 
 impl<V> Default for PrefixMap<V> {
@@ -286,8 +357,6 @@ impl<V> Default for PrefixMap<V> {
         PrefixMap {
             v4: Vec::new(),
             v6: Vec::new(),
-            v4_guards: Vec::new(),
-            v6_filters: Vec::new(),
         }
     }
 }
@@ -302,55 +371,18 @@ impl<V> PrefixMap<V> {
     pub fn slot(&mut self, network: IpAddr, len: u8, init: impl FnOnce() -> V) -> &mut V {
         match network {
             IpAddr::V4(v4) => {
-                let pos = match self.v4.iter().position(|(l, _)| *l == len) {
-                    Some(pos) => pos,
-                    None => {
-                        self.v4.push((len, HashMap::default()));
-                        self.v4_guards.push(V4Guard {
-                            present: (len >= 16).then(|| vec![0u64; 1024].into_boxed_slice()),
-                            filter: None,
-                        });
-                        // Longest prefix first: the most specific match is reported first.
-                        let mut paired: Vec<_> = std::mem::take(&mut self.v4)
-                            .into_iter()
-                            .zip(std::mem::take(&mut self.v4_guards))
-                            .collect();
-                        paired.sort_by_key(|(entry, _)| std::cmp::Reverse(entry.0));
-                        (self.v4, self.v4_guards) = paired.into_iter().unzip();
-                        self.v4.iter().position(|(l, _)| *l == len).unwrap_or(0)
-                    }
-                };
+                let pos = level_position(&mut self.v4, len, len >= 16);
+                let level = &mut self.v4[pos];
                 let bits = u32::from(v4);
-                let guard = &mut self.v4_guards[pos];
-                if let Some(present) = &mut guard.present {
+                if let Some(present) = &mut level.present {
                     let slash16 = (bits >> 16) as usize;
                     present[slash16 / 64] |= 1 << (slash16 % 64);
                 }
-                if let Some(filter) = &mut guard.filter {
-                    filter.insert(int_hash(bits));
-                }
-                self.v4[pos].1.entry(bits).or_insert_with(init)
+                level.slot(bits, init)
             }
             IpAddr::V6(v6) => {
-                let pos = match self.v6.iter().position(|(l, _)| *l == len) {
-                    Some(pos) => pos,
-                    None => {
-                        self.v6.push((len, HashMap::default()));
-                        self.v6_filters.push(None);
-                        let mut paired: Vec<_> = std::mem::take(&mut self.v6)
-                            .into_iter()
-                            .zip(std::mem::take(&mut self.v6_filters))
-                            .collect();
-                        paired.sort_by_key(|(entry, _)| std::cmp::Reverse(entry.0));
-                        (self.v6, self.v6_filters) = paired.into_iter().unzip();
-                        self.v6.iter().position(|(l, _)| *l == len).unwrap_or(0)
-                    }
-                };
-                let bits = u128::from(v6);
-                if let Some(filter) = &mut self.v6_filters[pos] {
-                    filter.insert(int_hash(bits));
-                }
-                self.v6[pos].1.entry(bits).or_insert_with(init)
+                let pos = level_position(&mut self.v6, len, false);
+                self.v6[pos].slot(u128::from(v6), init)
             }
         }
     }
@@ -362,34 +394,24 @@ impl<V> PrefixMap<V> {
             IpAddr::V4(v4) => {
                 let bits = u32::from(v4);
                 let slash16 = (bits >> 16) as usize;
-                for ((len, map), guard) in self.v4.iter().zip(&self.v4_guards) {
-                    if let Some(present) = &guard.present {
+                for level in &self.v4 {
+                    if let Some(present) = &level.present {
                         if present[slash16 / 64] & (1 << (slash16 % 64)) == 0 {
                             continue;
                         }
                     }
-                    let network = crate::pipeline::normalize::mask_u32(bits, *len);
-                    if let Some(filter) = &guard.filter {
-                        if !filter.may_contain(int_hash(network)) {
-                            continue;
-                        }
-                    }
-                    if let Some(value) = map.get(&network) {
-                        found(*len, value);
+                    let network = crate::pipeline::normalize::mask_u32(bits, level.len);
+                    if let Some(value) = level.get(network) {
+                        found(level.len, value);
                     }
                 }
             }
             IpAddr::V6(v6) => {
                 let bits = u128::from(v6);
-                for ((len, map), filter) in self.v6.iter().zip(&self.v6_filters) {
-                    let network = crate::pipeline::normalize::mask_u128(bits, *len);
-                    if let Some(filter) = filter {
-                        if !filter.may_contain(int_hash(network)) {
-                            continue;
-                        }
-                    }
-                    if let Some(value) = map.get(&network) {
-                        found(*len, value);
+                for level in &self.v6 {
+                    let network = crate::pipeline::normalize::mask_u128(bits, level.len);
+                    if let Some(value) = level.get(network) {
+                        found(level.len, value);
                     }
                 }
             }
@@ -402,20 +424,14 @@ impl<V> PrefixMap<V> {
         match addr {
             IpAddr::V4(v4) => {
                 let bits = u32::from(v4);
-                for ((len, _), guard) in self.v4.iter().zip(&self.v4_guards) {
-                    if let Some(filter) = &guard.filter {
-                        let network = crate::pipeline::normalize::mask_u32(bits, *len);
-                        filter.prefetch(int_hash(network));
-                    }
+                for level in &self.v4 {
+                    level.prefetch(crate::pipeline::normalize::mask_u32(bits, level.len));
                 }
             }
             IpAddr::V6(v6) => {
                 let bits = u128::from(v6);
-                for ((len, _), filter) in self.v6.iter().zip(&self.v6_filters) {
-                    if let Some(filter) = filter {
-                        let network = crate::pipeline::normalize::mask_u128(bits, *len);
-                        filter.prefetch(int_hash(network));
-                    }
+                for level in &self.v6 {
+                    level.prefetch(crate::pipeline::normalize::mask_u128(bits, level.len));
                 }
             }
         }
@@ -428,8 +444,8 @@ impl<V> PrefixMap<V> {
     }
 
     pub fn len(&self) -> usize {
-        self.v4.iter().map(|(_, map)| map.len()).sum::<usize>()
-            + self.v6.iter().map(|(_, map)| map.len()).sum::<usize>()
+        self.v4.iter().map(|level| level.map.len()).sum::<usize>()
+            + self.v6.iter().map(|level| level.map.len()).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -438,52 +454,19 @@ impl<V> PrefixMap<V> {
 
     /// Shrinks the maps and builds the filters of the large ones.
     pub fn shrink(&mut self) {
-        for ((_, map), guard) in self.v4.iter_mut().zip(&mut self.v4_guards) {
-            map.shrink_to_fit();
-            guard.filter = (map.len() >= MIN_FILTERED_KEYS).then(|| {
-                let mut filter = Filter::with_capacity(map.len());
-                for network in map.keys() {
-                    filter.insert(int_hash(*network));
-                }
-                filter
-            });
-        }
-        for ((_, map), slot) in self.v6.iter_mut().zip(&mut self.v6_filters) {
-            map.shrink_to_fit();
-            *slot = (map.len() >= MIN_FILTERED_KEYS).then(|| {
-                let mut filter = Filter::with_capacity(map.len());
-                for network in map.keys() {
-                    filter.insert(int_hash(*network));
-                }
-                filter
-            });
-        }
+        self.v4.iter_mut().for_each(Level::shrink);
+        self.v6.iter_mut().for_each(Level::shrink);
     }
 
     pub fn heap_bytes(&self) -> usize {
-        let entry = std::mem::size_of::<V>();
         self.v4
             .iter()
-            .map(|(_, map)| map.capacity() * (5 + entry))
+            .map(|level| level.heap_bytes(5))
             .sum::<usize>()
             + self
                 .v6
                 .iter()
-                .map(|(_, map)| map.capacity() * (17 + entry))
-                .sum::<usize>()
-            + self
-                .v4_guards
-                .iter()
-                .map(|guard| {
-                    guard.present.as_ref().map_or(0, |_| 8192)
-                        + guard.filter.as_ref().map_or(0, Filter::heap_bytes)
-                })
-                .sum::<usize>()
-            + self
-                .v6_filters
-                .iter()
-                .flatten()
-                .map(Filter::heap_bytes)
+                .map(|level| level.heap_bytes(17))
                 .sum::<usize>()
     }
 }

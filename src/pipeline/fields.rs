@@ -310,36 +310,33 @@ fn present_bit(key: &str) -> (usize, usize, u64) {
     )
 }
 
+/// The rules of `key` in `by_key`, added (empty) on first use; first-use order is kept.
+fn rules_for<'a>(
+    by_key: &'a mut Vec<(&'static str, KeyRules)>,
+    key: &'static str,
+) -> &'a mut KeyRules {
+    let pos = match by_key.iter().position(|(known, _)| *known == key) {
+        Some(pos) => pos,
+        None => {
+            by_key.push((key, KeyRules::default()));
+            by_key.len() - 1
+        }
+    };
+    &mut by_key[pos].1
+}
+
 impl FieldTable {
     pub fn new(entries: &'static [(&'static str, Role)]) -> Self {
         let mut by_key: Vec<(&'static str, KeyRules)> = Vec::new();
-        let mut rules_of = |key: &'static str| -> usize {
-            match by_key.iter().position(|(known, _)| *known == key) {
-                Some(pos) => pos,
-                None => {
-                    by_key.push((key, KeyRules::default()));
-                    by_key.len() - 1
-                }
-            }
-        };
-        let mut patterns: Vec<(usize, &'static str, Role, u8)> = Vec::new();
         for &(pattern, role) in entries {
             if let Some(rest) = pattern.strip_prefix("*.") {
                 match rest.rsplit_once('.') {
-                    Some((parent, key)) => patterns.push((rules_of(key), parent, role, 1)),
-                    None => patterns.push((rules_of(rest), "", role, 2)),
+                    Some((parent, key)) => rules_for(&mut by_key, key).parents.push((parent, role)),
+                    None => rules_for(&mut by_key, rest).any = Some(role),
                 }
             } else {
                 let key = pattern.rsplit('.').next().unwrap_or(pattern);
-                patterns.push((rules_of(key), pattern, role, 0));
-            }
-        }
-        for (pos, text, role, kind) in patterns {
-            let rules = &mut by_key[pos].1;
-            match kind {
-                0 => rules.paths.push((text, role)),
-                1 => rules.parents.push((text, role)),
-                _ => rules.any = Some(role),
+                rules_for(&mut by_key, key).paths.push((pattern, role));
             }
         }
         assert!(
