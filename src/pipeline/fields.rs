@@ -36,6 +36,11 @@ pub enum Role {
     DnsResults,
     /// Free text: command lines, log lines, messages.
     FreeText,
+    /// Windows `system.message`: the event rendered as text from its `eventdata` fields. Free
+    /// text only for events without `eventdata`; otherwise those fields are read with their
+    /// own roles and the rendering would only repeat them (and the ones skipped on purpose,
+    /// such as `user` and `currentDirectory`).
+    EventMessage,
     /// An exact string indicator (user-agent, registry key, mutex, pipe).
     ExactText,
 }
@@ -101,7 +106,7 @@ pub static FIELD_TABLE: &[(&str, Role)] = &[
     ("data.win.system.computer", Role::Skip),
     ("data.win.system.providerGuid", Role::Skip),
     ("data.win.system.systemTime", Role::Skip),
-    ("data.win.system.message", Role::FreeText),
+    ("data.win.system.message", Role::EventMessage),
     ("*.ipAddress", Role::Ip),
     ("*.ipPort", Role::Skip),
     ("*.workstationName", Role::Skip),

@@ -545,3 +545,62 @@ fn fields_are_reported() {
     let got = matches(&snapshot, &alert(json!({}), Some("to 1.2.3.4")));
     assert_eq!(got[0].1, "full_log");
 }
+
+#[test]
+fn windows_event_message() {
+    // Windows renders `eventdata` into `system.message`; fields skipped on purpose (the
+    // user, the working directory) must not come back through the rendering, while an event
+    // without `eventdata` is read from its message.
+    let event = |eventdata: Value, message: &str| {
+        let mut win = json!({"system": {"providerName": "Microsoft-Windows-Security-Auditing", "eventID": "4688",
+                                        "message": message}});
+        if !eventdata.is_null() {
+            win["eventdata"] = eventdata;
+        }
+        alert(json!({ "win": win }), None)
+    };
+    check(
+        &[
+            (
+                "message without eventdata is free text",
+                event(
+                    Value::Null,
+                    "\"A new process has been created.\r\nProcess Command Line: ping evil.com\"",
+                ),
+                &["evil.com"],
+            ),
+            (
+                "message rendering eventdata adds nothing",
+                event(
+                    json!({"commandLine": "ping notevil.com", "currentDirectory": "C:\\\\evil.com\\\\"}),
+                    "\"Process Create:\r\nCommandLine: ping notevil.com\r\nCurrentDirectory: C:\\evil.com\\\"",
+                ),
+                &[],
+            ),
+            (
+                "eventdata still matches beside its rendering",
+                event(
+                    json!({"commandLine": "ping evil.com"}),
+                    "\"Process Create:\r\nCommandLine: ping evil.com\"",
+                ),
+                &["evil.com"],
+            ),
+            (
+                "empty eventdata: the message is read",
+                event(json!({}), "\"Connection to 1.2.3.4 blocked\""),
+                &["1.2.3.4"],
+            ),
+        ],
+        &[],
+        false,
+    );
+    let snapshot = snapshot_from(&[misp_event()], &[], false);
+    let got = matches(
+        &snapshot,
+        &event(
+            json!({"commandLine": "ping evil.com"}),
+            "\"Process Create:\r\nCommandLine: ping evil.com\"",
+        ),
+    );
+    assert_eq!(got[0].1, "data.win.eventdata.commandLine");
+}
