@@ -263,7 +263,8 @@ fn latency(
     while !handle.shared.has_assignment.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Reader of the output topic, from its current end, fetching as wazuh-misp itself does
+    // Reader of the output topic (fresh for this run, so from its beginning: `End` would be
+    // resolved only at the first fetch and miss what was written before), fetching as wazuh-misp itself does
     // (at least 64 KiB or 10 ms; READER_FETCH_MIN_BYTES=1 answers every fetch at once).
     let reader: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -277,12 +278,16 @@ fn latency(
         .unwrap();
     let mut tpl = TopicPartitionList::new();
     for partition in 0..partitions {
-        tpl.add_partition_offset(&config.topics.enriched, partition, Offset::End)
+        tpl.add_partition_offset(&config.topics.enriched, partition, Offset::Beginning)
             .unwrap();
     }
     reader.assign(&tpl).unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let reader_done = done.clone();
+    let read = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let reader_read = read.clone();
+    let warm = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let reader_warm = warm.clone();
     let reader_thread = std::thread::spawn(move || {
         let mut latencies = Vec::new();
         while !reader_done.load(Ordering::Acquire) {
@@ -298,7 +303,10 @@ fn latency(
                         .collect();
                     if let Ok(sent) = digits.parse::<i64>() {
                         latencies.push((sent, (now - sent) as f64 / 1000.0));
+                        reader_read.fetch_add(1, Ordering::Release);
                     }
+                } else {
+                    reader_warm.fetch_add(1, Ordering::Release);
                 }
             }
         }
@@ -326,6 +334,20 @@ fn latency(
             payload
         })
         .collect();
+    // Warm-up: one alert without a send time into every partition, and the clock starts only
+    // once the reader has them all, so neither the pipeline's nor the reader's first fetches are
+    // inside the measured latencies.
+    for partition in 0..partitions {
+        let record = BaseRecord::<str, [u8]>::to(target)
+            .partition(partition)
+            .payload(lines[0].as_bytes());
+        producer.send(record).map_err(|(err, _)| err).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let warm_deadline = Instant::now() + Duration::from_secs(30);
+    while warm.load(Ordering::Acquire) < partitions as usize && Instant::now() < warm_deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let mut key = String::new();
     let started = Instant::now();
     let mut sent = 0usize;
@@ -352,7 +374,10 @@ fn latency(
     while handle.shared.stats.produced.load(Ordering::Acquire) < sent && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // Every record the pipeline wrote is waited for, so the slowest ones are in the sample.
+    while read.load(Ordering::Acquire) < sent && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     done.store(true, Ordering::Release);
     let timed = reader_thread.join().unwrap();
     shutdown.store(true, Ordering::Release);
