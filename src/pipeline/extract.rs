@@ -454,16 +454,20 @@ impl Extractor {
         if text.len() < 4 {
             return;
         }
-        // Every observable but a bare hash has a '.', ':' or '@' (or a defanged form of one).
+        // Every observable but a bare hash has a '.', ':' or '@' (or a defanged form of one);
+        // a bare hash is a run of at least 32 hex digits.
         let bytes = text.as_bytes();
-        if bytes.len() < 32
-            && memchr::memchr3(b'.', b':', b'@', bytes).is_none()
-            && memchr::memchr2(b'[', b'(', bytes).is_none()
-        {
+        let has_mark = memchr::memchr3(b'.', b':', b'@', bytes).is_some()
+            || memchr::memchr2(b'[', b'(', bytes).is_some();
+        if bytes.len() < 32 && !has_mark {
             return;
         }
         if self.collect_texts {
             out.push_text(&self.path, text);
+        }
+        // Long texts with neither (GUIDs, product names, channel paths) end here.
+        if !has_mark && !has_hex_run(bytes, 32) {
+            return;
         }
         let field = &self.path;
         self.scanner.scan(text, &mut |kind, value, ip| {
@@ -624,6 +628,18 @@ impl Extractor {
             self.free_text(value, out);
         }
     }
+}
+
+/// Whether `bytes` has a run of at least `len` hex digits.
+fn has_hex_run(bytes: &[u8], len: usize) -> bool {
+    let mut run = 0;
+    for &b in bytes {
+        run = if b.is_ascii_hexdigit() { run + 1 } else { 0 };
+        if run >= len {
+            return true;
+        }
+    }
+    false
 }
 
 /// Number of tape nodes of the value at `idx` (1 for scalars).
