@@ -403,6 +403,22 @@ fn hash_and_file_clauses() {
                 &[MD5],
             ),
             (
+                "hash in a long unnamed field with no dot or colon",
+                alert(
+                    json!({"scanner": {"note": format!("sample {MD5} quarantined by av")}}),
+                    None,
+                ),
+                &[MD5],
+            ),
+            (
+                "hash split by a dash in a long unnamed field",
+                alert(
+                    json!({"scanner": {"note": format!("id {}-{} seen", &MD5[..16], &MD5[16..])}}),
+                    None,
+                ),
+                &[],
+            ),
+            (
                 "longer hex is no md5",
                 alert(json!({}), Some(&format!("sample {MD5}00 quarantined"))),
                 &[],
