@@ -15,7 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use wazuh_misp::config::Config;
 use wazuh_misp::corpus::{generate_alerts, GenAlert, GenIntel};
 use wazuh_misp::intel::IntelStore;
-use wazuh_misp::kafka::admin::create_config_topics;
+use wazuh_misp::kafka::admin::{create_config_topics, delete_topics};
 use wazuh_misp::kafka::pipeline::{header_pairs, start_pipeline, PipelineDeps, PipelineHandle};
 
 fn brokers() -> String {
@@ -26,8 +26,39 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), rand::random::<u32>())
 }
 
-/// A config with unique topics and group, created on the broker.
-fn setup(partitions: i32) -> Config {
+/// Deletes a test's topics when the test ends, so repeated runs do not pile partitions onto a
+/// developer's broker. A failing test keeps them, to be inspected.
+struct Topics {
+    brokers: String,
+    names: Vec<String>,
+}
+
+impl Topics {
+    fn add(&mut self, name: &str) {
+        self.names.push(name.to_string());
+    }
+}
+
+impl Drop for Topics {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test failed: topics kept for inspection: {:?}", self.names);
+            return;
+        }
+        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        let deleted = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| err.to_string())
+            .and_then(|runtime| runtime.block_on(delete_topics(&self.brokers, &names)));
+        if let Err(err) = deleted {
+            eprintln!("warning: test topics not deleted: {err}");
+        }
+    }
+}
+
+/// A config with unique topics and group, created on the broker; the topics go with the guard.
+fn setup(partitions: i32) -> (Config, Topics) {
     let mut config = Config::default();
     config.kafka.brokers = brokers();
     config.kafka.group_id = unique("it-group");
@@ -47,7 +78,20 @@ fn setup(partitions: i32) -> Config {
     runtime
         .block_on(create_config_topics(&config, partitions))
         .expect("topics created");
-    config
+    let topics = &config.topics;
+    let guard = Topics {
+        brokers: config.kafka.brokers.clone(),
+        names: [
+            &topics.input,
+            &topics.enriched,
+            &topics.dlq,
+            &topics.iocs,
+            &topics.indicators,
+        ]
+        .map(String::clone)
+        .to_vec(),
+    };
+    (config, guard)
 }
 
 fn produce(config: &Config, payloads: &[String]) {
@@ -212,7 +256,7 @@ fn alert_id(payload: &str) -> String {
 
 #[test]
 fn mixed_alerts_end_to_end() {
-    let config = setup(4);
+    let (config, _topics) = setup(4);
     let (store, alerts) = corpus(400, 0.3);
     let bad = [
         "{\"rule\":",
@@ -281,7 +325,7 @@ fn mixed_alerts_end_to_end() {
 
 #[test]
 fn two_instances_split_partitions_and_lose_nothing() {
-    let mut config = setup(4);
+    let (mut config, _topics) = setup(4);
     config.output.pass_through = true;
     let (store, alerts) = corpus(3_000, 0.2);
     let payloads: Vec<String> = alerts.iter().map(|a| a.json.clone()).collect();
@@ -336,7 +380,7 @@ fn two_instances_split_partitions_and_lose_nothing() {
 
 #[test]
 fn shutdown_mid_stream_and_restart_loses_nothing() {
-    let mut config = setup(3);
+    let (mut config, _topics) = setup(3);
     config.output.pass_through = true;
     let (store, alerts) = corpus(6_000, 0.1);
     let payloads: Vec<String> = alerts.iter().map(|a| a.json.clone()).collect();
@@ -379,7 +423,7 @@ fn shutdown_mid_stream_and_restart_loses_nothing() {
 
 #[test]
 fn exactly_once_has_no_duplicates() {
-    let mut config = setup(2);
+    let (mut config, _topics) = setup(2);
     config.output.pass_through = true;
     config.kafka.exactly_once = true;
     config.kafka.transactional_id = Some(unique("it-txn"));
@@ -419,7 +463,7 @@ fn exactly_once_has_no_duplicates() {
 
 #[test]
 fn indicator_changelog_feeds_processors() {
-    let config = setup(1);
+    let (config, _topics) = setup(1);
     let snapshot = wazuh_misp::kafka::demo::sample_snapshot().unwrap();
     let records = wazuh_misp::kafka::changelog::snapshot_records(&snapshot);
     let producer: rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext> =
@@ -464,7 +508,7 @@ fn indicator_changelog_feeds_processors() {
 /// The real binary: `wazuh-misp run` on the broker, scraped while it runs, then SIGTERM.
 #[test]
 fn binary_run_scrape_and_sigterm() {
-    let config = setup(2);
+    let (config, _topics) = setup(2);
     let dir = tempfile::tempdir().unwrap();
     let port = 20_000 + (rand::random::<u16>() % 20_000);
     let config_path = dir.path().join("config.toml");
@@ -580,10 +624,12 @@ impl Drop for ChildGuard {
 /// key, JSON with `action`) update the indicator set within seconds, on the real broker.
 #[test]
 fn misp_kafka_notifications_update_the_indicator_set() {
-    let mut config = setup(1);
+    let (mut config, mut topics) = setup(1);
     config.misp.notifications.enabled = true;
     config.misp.notifications.attribute_topic = unique("misp_attribute");
     config.misp.notifications.event_publish_topic = unique("misp_event_publish");
+    topics.add(&config.misp.notifications.attribute_topic);
+    topics.add(&config.misp.notifications.event_publish_topic);
     config.misp.notifications.apply_delay_ms = 100;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
