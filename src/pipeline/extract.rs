@@ -253,8 +253,8 @@ pub struct Extractor {
     path: String,
     http_host: Option<String>,
     http_path: Option<String>,
-    /// Whether the alert has Windows `data.win.eventdata` fields (see [`Role::EventMessage`]).
-    has_eventdata: bool,
+    /// Tape index of the alert's `data` object (to resolve [`Role::EventMessage`]).
+    data_idx: Option<usize>,
     /// Keep free texts for the Aho-Corasick scan (set when the snapshot has text patterns).
     pub collect_texts: bool,
     /// Normalised values are written here before being copied into the extraction.
@@ -275,7 +275,7 @@ impl Extractor {
             path: String::with_capacity(128),
             http_host: None,
             http_path: None,
-            has_eventdata: false,
+            data_idx: None,
             collect_texts: false,
             scratch: String::with_capacity(256),
         }
@@ -315,7 +315,7 @@ impl Extractor {
         self.path.clear();
         self.http_host = None;
         self.http_path = None;
-        self.has_eventdata = false;
+        self.data_idx = None;
         let Some(Node::Object { len, .. }) = nodes.first() else {
             return;
         };
@@ -350,13 +350,7 @@ impl Extractor {
                         out.set_meta(4, Some(text));
                     }
                 }
-                "data" => {
-                    self.has_eventdata = member(nodes, value_idx, "win")
-                        .and_then(|win| member(nodes, win, "eventdata"))
-                        .is_some_and(|idx| {
-                            matches!(nodes.get(idx), Some(Node::Object { len, .. }) if *len > 0)
-                        });
-                }
+                "data" => self.data_idx = Some(value_idx),
                 "misp" => out.has_misp_key = true,
                 "threat" | "wazuh_misp" => out.has_threat_key = true,
                 _ => {}
@@ -397,7 +391,10 @@ impl Extractor {
                         self.path.push('.');
                     }
                     self.path.push_str(child_key);
-                    let role = self.table.role(&self.path, key.unwrap_or(""), child_key);
+                    let mut role = self.table.role(&self.path, key.unwrap_or(""), child_key);
+                    if role == Some(Role::EventMessage) && has_eventdata(nodes, self.data_idx) {
+                        role = Some(Role::Skip);
+                    }
                     if role != Some(Role::Skip) {
                         match (role, nodes.get(value_idx)) {
                             (Some(role), Some(Node::String(text))) => self.leaf(role, text, out),
@@ -595,12 +592,8 @@ impl Extractor {
                     }
                 }
             }
-            Role::FreeText => self.free_text(value, out),
-            Role::EventMessage => {
-                if !self.has_eventdata {
-                    self.free_text(value, out);
-                }
-            }
+            // An event message that reached here has no `eventdata` to repeat.
+            Role::FreeText | Role::EventMessage => self.free_text(value, out),
             Role::ExactText => {
                 if let Some(text) = normalize::normalize_text(value) {
                     out.push(IocKind::Text, &text, &self.path, false, None);
@@ -628,6 +621,14 @@ impl Extractor {
             self.free_text(value, out);
         }
     }
+}
+
+/// Whether the alert's `data` object (at `data_idx`) has non-empty Windows `win.eventdata`.
+fn has_eventdata(nodes: &[Node<'_>], data_idx: Option<usize>) -> bool {
+    data_idx
+        .and_then(|data| member(nodes, data, "win"))
+        .and_then(|win| member(nodes, win, "eventdata"))
+        .is_some_and(|idx| matches!(nodes.get(idx), Some(Node::Object { len, .. }) if *len > 0))
 }
 
 /// Whether `bytes` has a run of at least `len` hex digits.
