@@ -264,8 +264,9 @@ fn latency(
         std::thread::sleep(Duration::from_millis(20));
     }
     // Reader of the output topic (fresh for this run, so from its beginning: `End` would be
-    // resolved only at the first fetch and miss what was written before), fetching as wazuh-misp itself does
-    // (at least 64 KiB or 10 ms; READER_FETCH_MIN_BYTES=1 answers every fetch at once).
+    // resolved only at the first fetch and miss what was written before), fetching as
+    // wazuh-misp itself does (at least 64 KiB or 10 ms; READER_FETCH_MIN_BYTES=1 answers
+    // every fetch at once).
     let reader: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("{}-reader", config.kafka.group_id))
