@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use simd_json::{Node, StaticNode};
 
-use super::fields::{FieldTable, Role};
+use super::fields::{Envelope, FieldTable, Role, Scope};
 use super::normalize;
 use super::text::TextScanner;
 use crate::intel::IntelSnapshot;
@@ -136,6 +136,11 @@ impl Extraction {
         ));
     }
 
+    /// The kind of each observable, in order (cheaper than [`Extraction::iter`] for counting).
+    pub fn kinds(&self) -> impl Iterator<Item = IocKind> + '_ {
+        self.items.iter().map(|item| item.kind)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = Observable<'_>> {
         (0..self.items.len()).map(move |idx| self.get(idx))
     }
@@ -246,6 +251,30 @@ pub struct AlertMeta<'a> {
     pub alert_id: Option<&'a str>,
 }
 
+/// The dotted path of the field being walked, as a chain of keys through the walk's stack
+/// frames: written out as text only for fields that yield an observable.
+#[derive(Clone, Copy)]
+struct PathLink<'p> {
+    key: &'p str,
+    parent: Option<&'p PathLink<'p>>,
+}
+
+impl PathLink<'_> {
+    /// Replaces `path` with this link's dotted path.
+    fn write(&self, path: &mut String) {
+        path.clear();
+        self.append(path);
+    }
+
+    fn append(&self, path: &mut String) {
+        if let Some(parent) = self.parent {
+            parent.append(path);
+            path.push('.');
+        }
+        path.push_str(self.key);
+    }
+}
+
 /// Per-worker extractor: the field table and reusable scratch space.
 pub struct Extractor {
     table: FieldTable,
@@ -316,48 +345,10 @@ impl Extractor {
         self.http_host = None;
         self.http_path = None;
         self.data_idx = None;
-        let Some(Node::Object { len, .. }) = nodes.first() else {
+        if !matches!(nodes.first(), Some(Node::Object { .. })) {
             return;
-        };
-        // Top-level facts needed later.
-        let mut idx = 1;
-        for _ in 0..*len {
-            let Some(Node::String(key)) = nodes.get(idx) else {
-                break;
-            };
-            let value_idx = idx + 1;
-            match *key {
-                "rule" => {
-                    out.rule_level = rule_level(nodes, value_idx);
-                    out.set_meta(1, string_member(nodes, value_idx, "id"));
-                    out.set_meta(2, string_member(nodes, value_idx, "description"));
-                }
-                "agent" => {
-                    if let Some(id) = string_member(nodes, value_idx, "id") {
-                        let start = out.arena.len() as u32;
-                        out.arena.push_str(id);
-                        out.agent_id = Some((start, out.arena.len() as u32));
-                    }
-                    out.set_meta(0, string_member(nodes, value_idx, "name"));
-                }
-                "timestamp" => {
-                    if let Some(Node::String(text)) = nodes.get(value_idx) {
-                        out.set_meta(3, Some(text));
-                    }
-                }
-                "id" => {
-                    if let Some(Node::String(text)) = nodes.get(value_idx) {
-                        out.set_meta(4, Some(text));
-                    }
-                }
-                "data" => self.data_idx = Some(value_idx),
-                "misp" => out.has_misp_key = true,
-                "threat" | "wazuh_misp" => out.has_threat_key = true,
-                _ => {}
-            }
-            idx = value_idx + span(nodes, value_idx);
         }
-        self.walk(nodes, 0, 0, None, out);
+        self.walk(nodes, 0, 0, Scope::ROOT, None, out);
         if let (Some(host), Some(path)) = (self.http_host.take(), self.http_path.take()) {
             let url = format!("http://{host}{path}");
             if let Some(normalized) = normalize::normalize_url(&url) {
@@ -366,13 +357,45 @@ impl Extractor {
         }
     }
 
-    /// Walks the value at `idx`; returns nothing, spans are computed by the caller.
+    /// Records the top-level facts needed after the walk (rule level, agent, ids) and where
+    /// `data` is, for the top-level key at `scope` whose value is at `value_idx`.
+    fn envelope(&mut self, scope: Scope, nodes: &[Node<'_>], value_idx: usize, out: &mut Sink<'_>) {
+        let string = || match nodes.get(value_idx) {
+            Some(Node::String(text)) => Some(*text),
+            _ => None,
+        };
+        match self.table.envelope(scope) {
+            None => {}
+            Some(Envelope::Rule) => {
+                out.rule_level = rule_level(nodes, value_idx);
+                out.set_meta(1, string_member(nodes, value_idx, "id"));
+                out.set_meta(2, string_member(nodes, value_idx, "description"));
+            }
+            Some(Envelope::Agent) => {
+                if let Some(id) = string_member(nodes, value_idx, "id") {
+                    let start = out.arena.len() as u32;
+                    out.arena.push_str(id);
+                    out.agent_id = Some((start, out.arena.len() as u32));
+                }
+                out.set_meta(0, string_member(nodes, value_idx, "name"));
+            }
+            Some(Envelope::Timestamp) => out.set_meta(3, string()),
+            Some(Envelope::Id) => out.set_meta(4, string()),
+            Some(Envelope::Data) => self.data_idx = Some(value_idx),
+            Some(Envelope::Misp) => out.has_misp_key = true,
+            Some(Envelope::Threat) => out.has_threat_key = true,
+        }
+    }
+
+    /// Walks the value at `idx`, the value of the field at `scope` and `link`; spans are
+    /// computed by the caller.
     fn walk(
         &mut self,
         nodes: &[Node<'_>],
         idx: usize,
         depth: usize,
-        key: Option<&str>,
+        scope: Scope,
+        link: Option<&PathLink<'_>>,
         out: &mut Sink<'_>,
     ) {
         if depth > MAX_DEPTH {
@@ -386,25 +409,41 @@ impl Extractor {
                         return;
                     };
                     let value_idx = child + 1;
-                    let path_len = self.path.len();
-                    if path_len > 0 {
-                        self.path.push('.');
+                    let link = PathLink {
+                        key: child_key,
+                        parent: link,
+                    };
+                    let (mut role, child_scope) = self.table.lookup(scope, child_key);
+                    if depth == 0 {
+                        self.envelope(child_scope, nodes, value_idx, out);
                     }
-                    self.path.push_str(child_key);
-                    let mut role = self.table.role(&self.path, key.unwrap_or(""), child_key);
                     if role == Some(Role::EventMessage) && has_eventdata(nodes, self.data_idx) {
                         role = Some(Role::Skip);
                     }
                     if role != Some(Role::Skip) {
                         match (role, nodes.get(value_idx)) {
-                            (Some(role), Some(Node::String(text))) => self.leaf(role, text, out),
-                            (Some(role), Some(Node::Array { .. })) => {
-                                self.array_of(role, nodes, value_idx, depth + 1, out)
+                            (Some(role), Some(Node::String(text))) => {
+                                link.write(&mut self.path);
+                                self.leaf(role, text, out)
                             }
-                            _ => self.walk(nodes, value_idx, depth + 1, Some(child_key), out),
+                            (Some(role), Some(Node::Array { .. })) => self.array_of(
+                                role,
+                                nodes,
+                                value_idx,
+                                depth + 1,
+                                (child_scope.without_key(), &link),
+                                out,
+                            ),
+                            _ => self.walk(
+                                nodes,
+                                value_idx,
+                                depth + 1,
+                                child_scope,
+                                Some(&link),
+                                out,
+                            ),
                         }
                     }
-                    self.path.truncate(path_len);
                     child = value_idx + span(nodes, value_idx);
                 }
             }
@@ -414,23 +453,25 @@ impl Extractor {
                     if child >= nodes.len() {
                         return;
                     }
-                    self.walk(nodes, child, depth + 1, key, out);
+                    self.walk(nodes, child, depth + 1, scope, link, out);
                     child += span(nodes, child);
                 }
             }
             // A field the table does not name: generic free-text scan.
-            Some(Node::String(text)) if key.is_some() || depth > 0 => self.free_text(text, out),
+            Some(Node::String(text)) if depth > 0 => self.free_text(text, link, out),
             _ => {}
         }
     }
 
-    /// An array under a field with a role: each string element gets the role.
+    /// An array under a field with a role: each string element gets the role; other
+    /// elements are walked at `at` (the array's scope and path).
     fn array_of(
         &mut self,
         role: Role,
         nodes: &[Node<'_>],
         idx: usize,
         depth: usize,
+        at: (Scope, &PathLink<'_>),
         out: &mut Sink<'_>,
     ) {
         let Some(Node::Array { len, .. }) = nodes.get(idx) else {
@@ -439,15 +480,20 @@ impl Extractor {
         let mut child = idx + 1;
         for _ in 0..*len {
             match nodes.get(child) {
-                Some(Node::String(text)) => self.leaf(role, text, out),
-                Some(_) => self.walk(nodes, child, depth + 1, None, out),
+                Some(Node::String(text)) => {
+                    at.1.write(&mut self.path);
+                    self.leaf(role, text, out)
+                }
+                Some(_) => self.walk(nodes, child, depth + 1, at.0, Some(at.1), out),
                 None => return,
             }
             child += span(nodes, child);
         }
     }
 
-    fn free_text(&mut self, text: &str, out: &mut Sink<'_>) {
+    /// Scans a free-text value. `link` is the field's path, written out only when the text
+    /// yields something; `None` when `self.path` already holds it (a typed field's fallback).
+    fn free_text(&mut self, text: &str, link: Option<&PathLink<'_>>, out: &mut Sink<'_>) {
         if text.len() < 4 {
             return;
         }
@@ -459,15 +505,26 @@ impl Extractor {
         if bytes.len() < 32 && !has_mark {
             return;
         }
+        let mut path_ready = link.is_none();
         if self.collect_texts {
+            if let Some(link) = link {
+                link.write(&mut self.path);
+                path_ready = true;
+            }
             out.push_text(&self.path, text);
         }
         // Long texts with neither (GUIDs, product names, channel paths) end here.
         if !has_mark && !has_hex_run(bytes, 32) {
             return;
         }
-        let field = &self.path;
+        let field = &mut self.path;
         self.scanner.scan(text, &mut |kind, value, ip| {
+            if !path_ready {
+                if let Some(link) = link {
+                    link.write(field);
+                }
+                path_ready = true;
+            }
             out.push(kind, value, field, true, ip)
         });
     }
@@ -494,13 +551,13 @@ impl Extractor {
             Role::Url => {
                 if value.starts_with('/') {
                     out.push(IocKind::UriPath, value, &self.path, false, None);
-                    self.free_text(value, out);
+                    self.free_text(value, None, out);
                 } else if let Some(url) = normalize::normalize_url(value) {
                     out.push(IocKind::Url, &url.url, &self.path, false, None);
                     let host = url.host().to_string();
                     self.host(&host, out);
                 } else {
-                    self.free_text(value, out);
+                    self.free_text(value, None, out);
                 }
             }
             Role::HttpPath => {
@@ -508,7 +565,7 @@ impl Extractor {
                     out.push(IocKind::UriPath, value, &self.path, false, None);
                     self.http_path = Some(value.to_string());
                 }
-                self.free_text(value, out);
+                self.free_text(value, None, out);
             }
             Role::Email => match normalize::normalize_email(value) {
                 Some(email) => {
@@ -522,13 +579,13 @@ impl Extractor {
                         None,
                     );
                 }
-                None => self.free_text(value, out),
+                None => self.free_text(value, None, out),
             },
             Role::Hash => {
                 if normalize::normalize_hash_into(value, &mut self.scratch) {
                     out.push(IocKind::Hash, &self.scratch, &self.path, false, None);
                 } else {
-                    self.free_text(value, out);
+                    self.free_text(value, None, out);
                 }
             }
             Role::HashList => {
@@ -593,7 +650,7 @@ impl Extractor {
                 }
             }
             // An event message that reached here has no `eventdata` to repeat.
-            Role::FreeText | Role::EventMessage => self.free_text(value, out),
+            Role::FreeText | Role::EventMessage => self.free_text(value, None, out),
             Role::ExactText => {
                 if let Some(text) = normalize::normalize_text(value) {
                     out.push(IocKind::Text, &text, &self.path, false, None);
@@ -618,7 +675,7 @@ impl Extractor {
         } else if let Some(url) = normalize::normalize_url(value) {
             out.push(IocKind::Url, &url.url, &self.path, false, None);
         } else if value.contains(' ') {
-            self.free_text(value, out);
+            self.free_text(value, None, out);
         }
     }
 }

@@ -241,29 +241,100 @@ pub static FIELD_TABLE: &[(&str, Role)] = &[
     ("previous_output", Role::FreeText),
 ];
 
-/// Everything the table says about one key name.
+/// Everything the table says about one key name. Parent paths and parent keys are compiled to
+/// small integers, so a lookup compares numbers, never strings.
 #[derive(Debug, Default)]
 struct KeyRules {
-    /// Full paths ending in this key, with their role (`data.http.url`).
-    paths: Vec<(&'static str, Role)>,
-    /// Parent key → role, for `*.parent.key` patterns (`*.columns.address`).
-    parents: Vec<(&'static str, Role)>,
+    /// Exact paths ending in this key: (trie node of the parent path, role) (`data.http.url`).
+    paths: Vec<(u16, Role)>,
+    /// `*.parent.key` patterns: (key id of the parent key, role) (`*.columns.address`).
+    parents: Vec<(u16, Role)>,
     /// The role of `*.key`.
     any: Option<Role>,
+    /// Trie edges through this key: (node of the parent path, node of the path ending in this
+    /// key), for the objects on the way to an exact path (`data` → `data.http`).
+    children: Vec<(u16, u16)>,
 }
+
+#[cfg(test)]
+impl KeyRules {
+    fn has_roles(&self) -> bool {
+        !self.paths.is_empty() || !self.parents.is_empty() || self.any.is_some()
+    }
+}
+
+/// Where a walk over an alert is: the trie node of the current object's path (`NO_NODE` once
+/// the path leaves every exact pattern) and the key id of the object's own key (`NO_KEY` when
+/// the table does not know the key). Carried down the walk instead of comparing path strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scope {
+    node: u16,
+    key: u16,
+}
+
+impl Scope {
+    /// The alert object itself.
+    pub const ROOT: Scope = Scope {
+        node: ROOT_NODE,
+        key: NO_KEY,
+    };
+    /// Below a key the table does not know: only `*.key` patterns can apply.
+    const UNKNOWN: Scope = Scope {
+        node: NO_NODE,
+        key: NO_KEY,
+    };
+
+    /// The same path, without the parent key (elements of a typed array that are objects).
+    pub fn without_key(self) -> Scope {
+        Scope {
+            node: self.node,
+            key: NO_KEY,
+        }
+    }
+}
+
+/// Top-level keys whose values the extractor records for later stages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Envelope {
+    Rule,
+    Agent,
+    Timestamp,
+    Id,
+    Data,
+    Misp,
+    /// `threat` or `wazuh_misp`: the alert was enriched before.
+    Threat,
+}
+
+const ENVELOPE: [(&str, Envelope); 8] = [
+    ("rule", Envelope::Rule),
+    ("agent", Envelope::Agent),
+    ("timestamp", Envelope::Timestamp),
+    ("id", Envelope::Id),
+    ("data", Envelope::Data),
+    ("misp", Envelope::Misp),
+    ("threat", Envelope::Threat),
+    ("wazuh_misp", Envelope::Threat),
+];
+
+const ROOT_NODE: u16 = 0;
+const NO_NODE: u16 = u16::MAX;
+const NO_KEY: u16 = u16::MAX;
 
 /// The table compiled for lookups on the hot path: key names in a small open-addressing
 /// table probed by their length and first and last bytes (no general-purpose hash, no
-/// `memcmp` for keys of up to 16 bytes), then a few string comparisons only for keys that
-/// have path-specific rules.
+/// `memcmp` for keys of up to 16 bytes); then exact paths and parent keys as integer ids.
 pub struct FieldTable {
-    /// `KEY_SLOTS` slots, linear probing: an index into `keys` and `rules`, or `NO_RULES`.
+    /// `KEY_SLOTS` slots, linear probing: a key id (an index into `keys` and `rules`), or
+    /// `NO_RULES`.
     slots: Box<[u16; KEY_SLOTS]>,
     keys: Vec<KeySlot>,
     rules: Vec<KeyRules>,
     /// One bit per (key length, first byte) that some key of the table has: most keys of an
     /// alert are not in the table, and this answers them without probing.
     present: Box<[[u64; 4]; 64]>,
+    /// Key ids of the [`ENVELOPE`] keys, in its order.
+    envelope: [u16; ENVELOPE.len()],
 }
 
 /// Slots of the key table: a power of two, well above the number of key names.
@@ -331,10 +402,8 @@ fn present_bit(key: &str) -> (usize, usize, u64) {
 }
 
 /// The rules of `key` in `by_key`, added (empty) on first use; first-use order is kept.
-fn rules_for<'a>(
-    by_key: &'a mut Vec<(&'static str, KeyRules)>,
-    key: &'static str,
-) -> &'a mut KeyRules {
+/// The id of key name `key` in `by_key`, added when new.
+fn key_id(by_key: &mut Vec<(&'static str, KeyRules)>, key: &'static str) -> u16 {
     let pos = match by_key.iter().position(|(known, _)| *known == key) {
         Some(pos) => pos,
         None => {
@@ -342,25 +411,68 @@ fn rules_for<'a>(
             by_key.len() - 1
         }
     };
-    &mut by_key[pos].1
+    pos as u16
+}
+
+/// The trie node of `path` (a dotted prefix of exact patterns), added with its edges when new.
+fn node_of(
+    nodes: &mut Vec<&'static str>,
+    by_key: &mut Vec<(&'static str, KeyRules)>,
+    path: &'static str,
+) -> u16 {
+    let mut node = ROOT_NODE;
+    if path.is_empty() {
+        return node;
+    }
+    let mut end = 0;
+    for part in path.split('.') {
+        end += part.len();
+        let prefix = &path[..end];
+        end += 1;
+        let id = key_id(by_key, part);
+        let rules = &mut by_key[usize::from(id)].1;
+        node = match rules.children.iter().find(|(parent, _)| *parent == node) {
+            Some(&(_, child)) => child,
+            None => {
+                nodes.push(prefix);
+                let child = (nodes.len() - 1) as u16;
+                rules.children.push((node, child));
+                child
+            }
+        };
+    }
+    node
 }
 
 impl FieldTable {
     pub fn new(entries: &'static [(&'static str, Role)]) -> Self {
         let mut by_key: Vec<(&'static str, KeyRules)> = Vec::new();
+        // Trie nodes by path; node 0 is the alert root.
+        let mut nodes: Vec<&'static str> = vec![""];
         for &(pattern, role) in entries {
             if let Some(rest) = pattern.strip_prefix("*.") {
                 match rest.rsplit_once('.') {
-                    Some((parent, key)) => rules_for(&mut by_key, key).parents.push((parent, role)),
-                    None => rules_for(&mut by_key, rest).any = Some(role),
+                    Some((parent, key)) => {
+                        assert!(!parent.contains('.'), "{pattern}: one parent key only");
+                        let parent = key_id(&mut by_key, parent);
+                        let id = key_id(&mut by_key, key);
+                        by_key[usize::from(id)].1.parents.push((parent, role));
+                    }
+                    None => {
+                        let id = key_id(&mut by_key, rest);
+                        by_key[usize::from(id)].1.any = Some(role);
+                    }
                 }
             } else {
-                let key = pattern.rsplit('.').next().unwrap_or(pattern);
-                rules_for(&mut by_key, key).paths.push((pattern, role));
+                let (parent, key) = pattern.rsplit_once('.').unwrap_or(("", pattern));
+                let parent = node_of(&mut nodes, &mut by_key, parent);
+                let id = key_id(&mut by_key, key);
+                by_key[usize::from(id)].1.paths.push((parent, role));
             }
         }
+        let envelope = ENVELOPE.map(|(key, _)| key_id(&mut by_key, key));
         assert!(
-            by_key.len() < KEY_SLOTS / 2,
+            by_key.len() < KEY_SLOTS / 2 && nodes.len() < usize::from(NO_NODE),
             "the field table has too many key names"
         );
         let mut slots = Box::new([NO_RULES; KEY_SLOTS]);
@@ -384,46 +496,81 @@ impl FieldTable {
             keys,
             rules,
             present,
+            envelope,
         }
     }
 
-    /// The rules of key name `key`, if the table names it.
+    /// The id of key name `key`, if the table names it (as a key or on a pattern's path).
     #[inline]
-    fn rules(&self, key: &str) -> Option<&KeyRules> {
+    fn key_id(&self, key: &str) -> Option<usize> {
+        let (len, word, bit) = present_bit(key);
+        if self.present[len][word] & bit == 0 {
+            return None;
+        }
         let words = KeyWords::of(key);
         let mut slot = words.slot();
         loop {
             let index = usize::from(self.slots[slot]);
             let candidate = self.keys.get(index)?;
             if candidate.words == words && (key.len() <= 16 || candidate.key == key) {
-                return self.rules.get(index);
+                return Some(index);
             }
             slot = (slot + 1) % KEY_SLOTS;
         }
     }
 
-    /// The role of the field at `path` whose last key is `key`. `None`: not in the table.
+    /// The rules of key name `key`, if some pattern ends in it.
+    #[cfg(test)]
+    fn rules(&self, key: &str) -> Option<&KeyRules> {
+        self.key_id(key)
+            .map(|id| &self.rules[id])
+            .filter(|rules| rules.has_roles())
+    }
+
+    /// The role of the field `key` of the object at `scope` (`None`: not in the table), and
+    /// the scope of that field's value for walking into it.
     /// An exact path wins over `*.parent.key`, which wins over `*.key`.
     #[inline]
-    pub fn role(&self, path: &str, parent_key: &str, key: &str) -> Option<Role> {
-        let (len, word, bit) = present_bit(key);
-        if self.present[len][word] & bit == 0 {
-            return None;
-        }
-        let rules = self.rules(key)?;
-        for (full, role) in &rules.paths {
-            if *full == path {
-                return Some(*role);
+    pub fn lookup(&self, scope: Scope, key: &str) -> (Option<Role>, Scope) {
+        let Some(id) = self.key_id(key) else {
+            return (None, Scope::UNKNOWN);
+        };
+        let rules = &self.rules[id];
+        let mut child = Scope {
+            node: NO_NODE,
+            key: id as u16,
+        };
+        if scope.node != NO_NODE {
+            if let Some(&(_, node)) = rules.children.iter().find(|(p, _)| *p == scope.node) {
+                child.node = node;
+            }
+            if let Some(&(_, role)) = rules.paths.iter().find(|(p, _)| *p == scope.node) {
+                return (Some(role), child);
             }
         }
-        if !rules.parents.is_empty() {
-            for (parent, role) in &rules.parents {
-                if *parent == parent_key {
-                    return Some(*role);
-                }
+        if scope.key != NO_KEY {
+            if let Some(&(_, role)) = rules.parents.iter().find(|(p, _)| *p == scope.key) {
+                return (Some(role), child);
             }
         }
-        rules.any
+        (rules.any, child)
+    }
+
+    /// Which envelope key a top-level key is, from the scope [`FieldTable::lookup`] gave it.
+    #[inline]
+    pub fn envelope(&self, scope: Scope) -> Option<Envelope> {
+        let at = self.envelope.iter().position(|&id| id == scope.key)?;
+        Some(ENVELOPE[at].1)
+    }
+
+    /// The role of the field at dotted `path` from the alert root (array indices dropped).
+    pub fn role_of_path(&self, path: &str) -> Option<Role> {
+        let mut scope = Scope::ROOT;
+        let mut role = None;
+        for part in path.split('.') {
+            (role, scope) = self.lookup(scope, part);
+        }
+        role
     }
 }
 
@@ -452,10 +599,15 @@ mod tests {
             ("data.win.eventdata.hashes", "hashes", Some(Role::HashList)),
             ("data.srcuser", "srcuser", Some(Role::Skip)),
             ("data.unknown_field", "unknown_field", None),
+            // A parent-key pattern needs the key's own parent; an exact path its full path.
+            ("data.columns.x.address", "address", None),
+            ("x.data.http.url", "url", Some(Role::Url)),
+            ("data.win.system.computer", "computer", Some(Role::Skip)),
+            ("data.win.computer", "computer", None),
+            ("data.http", "http", None),
         ];
-        for (path, key, want) in cases {
-            let parent = path.rsplit('.').nth(1).unwrap_or("");
-            assert_eq!(table.role(path, parent, key), *want, "{path}");
+        for (path, _, want) in cases {
+            assert_eq!(table.role_of_path(path), *want, "{path}");
         }
     }
 
