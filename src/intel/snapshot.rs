@@ -101,6 +101,25 @@ impl std::fmt::Display for UuidRef<'_> {
     }
 }
 
+impl UuidRef<'_> {
+    /// The uuid's text (as [`Display`](std::fmt::Display) writes it), without allocating.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            UuidRef::Text(text) => out.extend_from_slice(text.as_bytes()),
+            UuidRef::Canonical(bits) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                for (idx, byte) in bits.to_be_bytes().iter().enumerate() {
+                    if matches!(idx, 4 | 6 | 8 | 10) {
+                        out.push(b'-');
+                    }
+                    out.push(HEX[usize::from(byte >> 4)]);
+                    out.push(HEX[usize::from(byte & 0xf)]);
+                }
+            }
+        }
+    }
+}
+
 impl<'a> Attribute<'a> {
     /// Attribute tags, then the event's tags (de-duplicated).
     pub fn tags(&self) -> impl Iterator<Item = &'a str> + 'a {
@@ -874,6 +893,20 @@ pub fn parse_uuid(text: &str) -> Option<u128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uuid_text_is_written_as_displayed() {
+        for uuid in [
+            UuidRef::Canonical(0x5f1c_2e8a_0b4d_4c1e_9a7b_3d2f_6e8c_1a0b),
+            UuidRef::Canonical(0),
+            UuidRef::Canonical(u128::MAX),
+            UuidRef::Text("not-a-canonical-uuid"),
+        ] {
+            let mut out = Vec::new();
+            uuid.write_to(&mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), uuid.to_string());
+        }
+    }
 
     #[test]
     fn record_stays_compact() {

@@ -11,7 +11,7 @@ use crate::intel::snapshot::Attribute;
 use crate::intel::types::ecs_indicator_type;
 use crate::intel::IntelSnapshot;
 use crate::model::enriched::{
-    ecs_indicator, CompatBlock, Enrichment, Matched, MispAttributeRef, MispContext, MispEventRef,
+    CompatBlock, Enrichment, Indicator, Matched, MispAttributeRef, MispContext, MispEventRef,
     Summary,
 };
 
@@ -75,99 +75,38 @@ pub fn write_enriched(
         .iter()
         .map(|hit| snapshot.attribute(hit.attribute))
         .collect();
-    let mut enrichments = Vec::with_capacity(hits.len());
-    for (hit, attribute) in hits.iter().zip(&attributes) {
-        let (atomic, field) = if (hit.observable as usize) < extraction.len() {
-            let observable = extraction.get(hit.observable as usize);
-            (observable.value, observable.field)
-        } else {
-            (
-                attribute.value,
-                extraction.free_text_field((u32::MAX - hit.observable) as usize),
-            )
-        };
-        let ecs_type = match (
-            ecs_indicator_type(attribute.misp_type),
-            attribute.value.contains(':'),
-        ) {
-            ("ipv4-addr", true)
-                if !attribute.value.contains('.') || attribute.value.matches(':').count() > 1 =>
-            {
-                "ipv6-addr"
-            }
-            (other, _) => other,
-        };
-        let event = attribute.event;
-        let reference_id = if event.id.is_empty() {
-            event.uuid.as_ref()
-        } else {
-            event.id.as_ref()
-        };
-        let reference = match (&options.reference_base, reference_id.is_empty()) {
-            (Some(base), false) => Some(format!(
-                "{}/events/view/{reference_id}",
-                base.trim_end_matches('/')
-            )),
-            _ => None,
-        };
-        enrichments.push(Enrichment {
-            matched: Matched {
-                atomic,
-                field,
-                match_type: "indicator_match_rule",
-            },
-            indicator: ecs_indicator(
-                ecs_type,
-                attribute.misp_type,
-                attribute.value,
-                reference,
-                tlp(attribute),
-                attribute.first_seen,
-                attribute.last_seen,
-                confidence(&event.threat_level_id),
-            ),
-            misp: MispContext {
-                attribute: MispAttributeRef {
-                    uuid: attribute.uuid.to_string(),
-                    misp_type: attribute.misp_type,
-                    category: attribute.category,
-                    value: attribute.value,
-                    to_ids: attribute.to_ids,
-                },
-                event: MispEventRef {
-                    id: &event.id,
-                    uuid: &event.uuid,
-                    info: &event.info,
-                    threat_level_id: &event.threat_level_id,
-                },
-                tags: attribute.tags().collect(),
-            },
-        });
-    }
     let summary = Summary {
         risk_score: risk_score(extraction.rule_level, &attributes),
         matched_count: hits.len(),
     };
-    let compat = attributes.first().map(|first| CompatBlock {
-        event_id: if first.event.id.is_empty() {
-            &first.event.uuid
-        } else {
-            &first.event.id
-        },
-        category: first.category,
-        value: first.value,
-        misp_type: first.misp_type,
-    });
-    let add_compat = !extraction.has_misp_key;
+    let compat = attributes
+        .first()
+        .filter(|_| !extraction.has_misp_key)
+        .map(|first| CompatBlock {
+            event_id: if first.event.id.is_empty() {
+                &first.event.uuid
+            } else {
+                &first.event.id
+            },
+            category: first.category,
+            value: first.value,
+            misp_type: first.misp_type,
+        });
+    let write_enrichments = |out: &mut Vec<u8>| {
+        out.push(b'[');
+        for (idx, (hit, attribute)) in hits.iter().zip(&attributes).enumerate() {
+            if idx > 0 {
+                out.push(b',');
+            }
+            enrichment(extraction, hit, attribute, options).write(attribute.tags(), out);
+        }
+        out.push(b']');
+    };
 
     if extraction.has_threat_key {
-        merge_reserialized(
-            alert,
-            &enrichments,
-            &summary,
-            compat.as_ref().filter(|_| add_compat),
-            out,
-        );
+        let mut enrichments = Vec::new();
+        write_enrichments(&mut enrichments);
+        merge_reserialized(alert, &enrichments, &summary, compat.as_ref(), out);
         return;
     }
     let end = alert
@@ -190,20 +129,91 @@ pub fn write_enriched(
         out.push(b',');
     }
     out.extend_from_slice(b"\"threat\":{\"enrichments\":");
-    let _ = serde_json::to_writer(&mut *out, &enrichments);
+    write_enrichments(out);
     out.extend_from_slice(b"},\"wazuh_misp\":");
-    let _ = serde_json::to_writer(&mut *out, &summary);
-    if let (Some(compat), true) = (&compat, add_compat) {
+    summary.write(out);
+    if let Some(compat) = &compat {
         out.extend_from_slice(b",\"misp\":");
-        let _ = serde_json::to_writer(&mut *out, compat);
+        compat.write(out);
     }
     out.push(b'}');
+}
+
+/// The enrichment of one hit.
+fn enrichment<'a>(
+    extraction: &'a Extraction,
+    hit: &Hit,
+    attribute: &Attribute<'a>,
+    options: &'a EnrichOptions,
+) -> Enrichment<'a> {
+    let (atomic, field) = if (hit.observable as usize) < extraction.len() {
+        let observable = extraction.get(hit.observable as usize);
+        (observable.value, observable.field)
+    } else {
+        (
+            attribute.value,
+            extraction.free_text_field((u32::MAX - hit.observable) as usize),
+        )
+    };
+    let ecs_type = match (
+        ecs_indicator_type(attribute.misp_type),
+        attribute.value.contains(':'),
+    ) {
+        ("ipv4-addr", true)
+            if !attribute.value.contains('.') || attribute.value.matches(':').count() > 1 =>
+        {
+            "ipv6-addr"
+        }
+        (other, _) => other,
+    };
+    let event = attribute.event;
+    let reference_id = if event.id.is_empty() {
+        event.uuid.as_ref()
+    } else {
+        event.id.as_ref()
+    };
+    let reference = match (&options.reference_base, reference_id.is_empty()) {
+        (Some(base), false) => Some((base.as_str(), reference_id)),
+        _ => None,
+    };
+    Enrichment {
+        matched: Matched {
+            atomic,
+            field,
+            match_type: "indicator_match_rule",
+        },
+        indicator: Indicator {
+            ecs_type,
+            misp_type: attribute.misp_type,
+            value: attribute.value,
+            reference,
+            tlp: tlp(attribute),
+            first_seen: attribute.first_seen,
+            last_seen: attribute.last_seen,
+            confidence: confidence(&event.threat_level_id),
+        },
+        misp: MispContext {
+            attribute: MispAttributeRef {
+                uuid: attribute.uuid,
+                misp_type: attribute.misp_type,
+                category: attribute.category,
+                value: attribute.value,
+                to_ids: attribute.to_ids,
+            },
+            event: MispEventRef {
+                id: &event.id,
+                uuid: &event.uuid,
+                info: &event.info,
+                threat_level_id: &event.threat_level_id,
+            },
+        },
+    }
 }
 
 /// The slow path: the alert already has `threat`/`wazuh_misp`; merge into them.
 fn merge_reserialized(
     alert: &[u8],
-    enrichments: &[Enrichment<'_>],
+    enrichments: &[u8],
     summary: &Summary,
     compat: Option<&CompatBlock<'_>>,
     out: &mut Vec<u8>,
@@ -212,7 +222,8 @@ fn merge_reserialized(
         out.extend_from_slice(alert);
         return;
     };
-    let new_enrichments = serde_json::to_value(enrichments).unwrap_or(Value::Array(Vec::new()));
+    let parse = |json: &[u8]| serde_json::from_slice::<Value>(json).unwrap_or(Value::Null);
+    let new_enrichments = parse(enrichments);
     let threat = object
         .entry("threat")
         .or_insert_with(|| Value::Object(Default::default()));
@@ -228,15 +239,13 @@ fn merge_reserialized(
             (existing, new) => *existing = new,
         }
     }
-    object.insert(
-        "wazuh_misp".into(),
-        serde_json::to_value(summary).unwrap_or(Value::Null),
-    );
+    let mut json = Vec::new();
+    summary.write(&mut json);
+    object.insert("wazuh_misp".into(), parse(&json));
     if let Some(compat) = compat {
-        object.insert(
-            "misp".into(),
-            serde_json::to_value(compat).unwrap_or(Value::Null),
-        );
+        json.clear();
+        compat.write(&mut json);
+        object.insert("misp".into(), parse(&json));
     }
     let _ = serde_json::to_writer(&mut *out, &Value::Object(object));
 }

@@ -253,8 +253,8 @@ impl Processor {
             }
         }
         if !matches!(result, Outcome::DeadLetter(_)) {
-            for observable in self.stages.extraction.iter() {
-                self.observable_counts[observable.kind.index()] += 1;
+            for kind in self.stages.extraction.kinds() {
+                self.observable_counts[kind.index()] += 1;
             }
         }
         result
