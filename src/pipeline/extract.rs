@@ -567,17 +567,12 @@ impl Extractor {
                 }
                 self.free_text(value, None, out);
             }
-            Role::Email => match normalize::normalize_email(value) {
-                Some(email) => {
-                    let domain_start = email.rfind('@').map_or(0, |at| at + 1);
-                    out.push(IocKind::Email, &email, &self.path, false, None);
-                    out.push(
-                        IocKind::Domain,
-                        &email[domain_start..],
-                        &self.path,
-                        false,
-                        None,
-                    );
+            Role::Email => match normalize::normalize_email_into(value, &mut self.scratch) {
+                Some(domain_start) => {
+                    let email = &self.scratch;
+                    out.push(IocKind::Email, email, &self.path, false, None);
+                    let domain = &email[domain_start..];
+                    out.push(IocKind::Domain, domain, &self.path, false, None);
                 }
                 None => self.free_text(value, None, out),
             },

@@ -256,13 +256,6 @@ struct KeyRules {
     children: Vec<(u16, u16)>,
 }
 
-#[cfg(test)]
-impl KeyRules {
-    fn has_roles(&self) -> bool {
-        !self.paths.is_empty() || !self.parents.is_empty() || self.any.is_some()
-    }
-}
-
 /// Where a walk over an alert is: the trie node of the current object's path (`NO_NODE` once
 /// the path leaves every exact pattern) and the key id of the object's own key (`NO_KEY` when
 /// the table does not know the key). Carried down the walk instead of comparing path strings.
@@ -321,15 +314,15 @@ const ROOT_NODE: u16 = 0;
 const NO_NODE: u16 = u16::MAX;
 const NO_KEY: u16 = u16::MAX;
 
-/// The table compiled for lookups on the hot path: key names in a small open-addressing
-/// table probed by their length and first and last bytes (no general-purpose hash, no
-/// `memcmp` for keys of up to 16 bytes); then exact paths and parent keys as integer ids.
+/// The table compiled for lookups on the hot path, small enough to stay in cache: key names
+/// in an open-addressing table probed by their length and first and last bytes (no
+/// general-purpose hash, no `memcmp` for keys of up to 16 bytes), each slot pointing at a
+/// short run of integer rules (exact paths as trie nodes, parent keys as key ids).
 pub struct FieldTable {
-    /// `KEY_SLOTS` slots, linear probing: a key id (an index into `keys` and `rules`), or
-    /// `NO_RULES`.
-    slots: Box<[u16; KEY_SLOTS]>,
-    keys: Vec<KeySlot>,
-    rules: Vec<KeyRules>,
+    slots: Box<[Slot; KEY_SLOTS]>,
+    /// Key names by key id (compared whole only for keys longer than 16 bytes).
+    names: Vec<&'static str>,
+    rules: Vec<Rule>,
     /// One bit per (key length, first byte) that some key of the table has: most keys of an
     /// alert are not in the table, and this answers them without probing.
     present: Box<[[u64; 4]; 64]>,
@@ -339,12 +332,47 @@ pub struct FieldTable {
 
 /// Slots of the key table: a power of two, well above the number of key names.
 const KEY_SLOTS: usize = 512;
-const NO_RULES: u16 = u16::MAX;
 
+/// One key name of the table, or an empty slot (`id == NO_KEY`).
 #[derive(Clone, Copy)]
-struct KeySlot {
-    words: KeyWords,
-    key: &'static str,
+struct Slot {
+    head: u64,
+    tail: u64,
+    len: u16,
+    id: u16,
+    /// The role of `*.key`.
+    any: Option<Role>,
+    /// `rules[first_rule..first_rule + n_rules]` are this key's.
+    n_rules: u8,
+    first_rule: u16,
+}
+
+const EMPTY_SLOT: Slot = Slot {
+    head: 0,
+    tail: 0,
+    len: 0,
+    id: NO_KEY,
+    any: None,
+    n_rules: 0,
+    first_rule: 0,
+};
+
+/// One compiled rule of a key: applies when the walk is at `from` (a trie node for `Path`
+/// and `Child`, a key id for `Parent`).
+#[derive(Clone, Copy, Debug)]
+struct Rule {
+    from: u16,
+    action: RuleAction,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum RuleAction {
+    /// An exact path ends here with this role.
+    Path(Role),
+    /// `*.parent.key` with this role.
+    Parent(Role),
+    /// The key continues an exact path's prefix: the child's trie node.
+    Child(u16),
 }
 
 /// A key's length, first 8 and last 8 bytes (zero-padded): equal words mean equal keys for
@@ -475,34 +503,59 @@ impl FieldTable {
             by_key.len() < KEY_SLOTS / 2 && nodes.len() < usize::from(NO_NODE),
             "the field table has too many key names"
         );
-        let mut slots = Box::new([NO_RULES; KEY_SLOTS]);
-        let mut keys = Vec::with_capacity(by_key.len());
+        let mut slots = Box::new([EMPTY_SLOT; KEY_SLOTS]);
+        let mut names = Vec::with_capacity(by_key.len());
         let mut present = Box::new([[0u64; 4]; 64]);
-        let mut rules = Vec::with_capacity(by_key.len());
-        for (key, key_rules) in by_key {
+        let mut rules = Vec::new();
+        for (id, (key, key_rules)) in by_key.into_iter().enumerate() {
             let words = KeyWords::of(key);
             let mut slot = words.slot();
-            while slots[slot] != NO_RULES {
+            while slots[slot].id != NO_KEY {
                 slot = (slot + 1) % KEY_SLOTS;
             }
-            slots[slot] = rules.len() as u16;
-            keys.push(KeySlot { words, key });
-            rules.push(key_rules);
+            let first_rule = rules.len();
+            let compiled = key_rules
+                .paths
+                .iter()
+                .map(|&(from, role)| (from, RuleAction::Path(role)))
+                .chain(
+                    key_rules
+                        .parents
+                        .iter()
+                        .map(|&(from, role)| (from, RuleAction::Parent(role))),
+                )
+                .chain(
+                    key_rules
+                        .children
+                        .iter()
+                        .map(|&(from, node)| (from, RuleAction::Child(node))),
+                );
+            rules.extend(compiled.map(|(from, action)| Rule { from, action }));
+            slots[slot] = Slot {
+                head: words.head,
+                tail: words.tail,
+                len: words.len as u16,
+                id: id as u16,
+                any: key_rules.any,
+                n_rules: u8::try_from(rules.len() - first_rule).expect("few rules per key"),
+                first_rule: u16::try_from(first_rule).expect("few rules"),
+            };
+            names.push(key);
             let (len, word, bit) = present_bit(key);
             present[len][word] |= bit;
         }
         FieldTable {
             slots,
-            keys,
+            names,
             rules,
             present,
             envelope,
         }
     }
 
-    /// The id of key name `key`, if the table names it (as a key or on a pattern's path).
+    /// The slot of key name `key`, if the table names it (as a key or on a pattern's path).
     #[inline]
-    fn key_id(&self, key: &str) -> Option<usize> {
+    fn slot(&self, key: &str) -> Option<&Slot> {
         let (len, word, bit) = present_bit(key);
         if self.present[len][word] & bit == 0 {
             return None;
@@ -510,21 +563,39 @@ impl FieldTable {
         let words = KeyWords::of(key);
         let mut slot = words.slot();
         loop {
-            let index = usize::from(self.slots[slot]);
-            let candidate = self.keys.get(index)?;
-            if candidate.words == words && (key.len() <= 16 || candidate.key == key) {
-                return Some(index);
+            let candidate = &self.slots[slot];
+            if candidate.id == NO_KEY {
+                return None;
+            }
+            if candidate.head == words.head
+                && candidate.tail == words.tail
+                && usize::from(candidate.len) == words.len
+                && (key.len() <= 16 || self.names[usize::from(candidate.id)] == key)
+            {
+                return Some(candidate);
             }
             slot = (slot + 1) % KEY_SLOTS;
         }
     }
 
-    /// The rules of key name `key`, if some pattern ends in it.
+    /// Whether some pattern ends in key name `key`.
     #[cfg(test)]
-    fn rules(&self, key: &str) -> Option<&KeyRules> {
-        self.key_id(key)
-            .map(|id| &self.rules[id])
-            .filter(|rules| rules.has_roles())
+    fn names_key(&self, key: &str) -> bool {
+        self.slot(key).is_some_and(|slot| {
+            slot.any.is_some()
+                || self
+                    .key_rules(slot)
+                    .iter()
+                    .any(|rule| matches!(rule.action, RuleAction::Path(_) | RuleAction::Parent(_)))
+        })
+    }
+
+    #[inline]
+    fn key_rules(&self, slot: &Slot) -> &[Rule] {
+        let first = usize::from(slot.first_rule);
+        self.rules
+            .get(first..first + usize::from(slot.n_rules))
+            .unwrap_or(&[])
     }
 
     /// The role of the field `key` of the object at `scope` (`None`: not in the table), and
@@ -532,28 +603,24 @@ impl FieldTable {
     /// An exact path wins over `*.parent.key`, which wins over `*.key`.
     #[inline]
     pub fn lookup(&self, scope: Scope, key: &str) -> (Option<Role>, Scope) {
-        let Some(id) = self.key_id(key) else {
+        let Some(slot) = self.slot(key) else {
             return (None, Scope::UNKNOWN);
         };
-        let rules = &self.rules[id];
         let mut child = Scope {
             node: NO_NODE,
-            key: id as u16,
+            key: slot.id,
         };
-        if scope.node != NO_NODE {
-            if let Some(&(_, node)) = rules.children.iter().find(|(p, _)| *p == scope.node) {
-                child.node = node;
-            }
-            if let Some(&(_, role)) = rules.paths.iter().find(|(p, _)| *p == scope.node) {
-                return (Some(role), child);
-            }
-        }
-        if scope.key != NO_KEY {
-            if let Some(&(_, role)) = rules.parents.iter().find(|(p, _)| *p == scope.key) {
-                return (Some(role), child);
+        let mut path_role = None;
+        let mut parent_role = None;
+        for rule in self.key_rules(slot) {
+            match rule.action {
+                RuleAction::Path(role) if rule.from == scope.node => path_role = Some(role),
+                RuleAction::Parent(role) if rule.from == scope.key => parent_role = Some(role),
+                RuleAction::Child(node) if rule.from == scope.node => child.node = node,
+                _ => {}
             }
         }
-        (rules.any, child)
+        (path_role.or(parent_role).or(slot.any), child)
     }
 
     /// Which envelope key a top-level key is, from the scope [`FieldTable::lookup`] gave it.
@@ -616,7 +683,7 @@ mod tests {
         let table = FieldTable::default();
         for (pattern, _) in FIELD_TABLE {
             let key = pattern.rsplit('.').next().unwrap_or(pattern);
-            assert!(table.rules(key).is_some(), "{key}");
+            assert!(table.names_key(key), "{key}");
             for variant in [
                 format!("{key}x"),
                 format!("x{key}"),
@@ -626,7 +693,7 @@ mod tests {
                 let known = FIELD_TABLE
                     .iter()
                     .any(|(p, _)| p.rsplit('.').next() == Some(variant.as_str()));
-                assert_eq!(table.rules(&variant).is_some(), known, "{variant}");
+                assert_eq!(table.names_key(&variant), known, "{variant}");
             }
         }
         for key in [
@@ -652,9 +719,9 @@ mod tests {
             }
         }
         // Long keys that share their first and last 8 bytes with a key of the table.
-        assert!(table.rules("destinationXXHostname").is_none());
-        assert!(table.rules("destinatioXHostname").is_none());
-        assert!(table.rules("destinationHostname").is_some());
+        assert!(!table.names_key("destinationXXHostname"));
+        assert!(!table.names_key("destinatioXHostname"));
+        assert!(table.names_key("destinationHostname"));
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub fn parse_ip(raw: &str) -> Option<IpAddr> {
     if !(first.is_ascii_hexdigit() || first == b':' || first == b'[') {
         return None;
     }
+    if let Some(v4) = parse_v4_fast(text.as_bytes()) {
+        return Some(IpAddr::V4(v4));
+    }
     let addr = if let Some(rest) = text.strip_prefix('[') {
         // [v6]:port or [v6]
         let end = rest.find(']')?;
@@ -37,6 +40,44 @@ pub fn parse_ip(raw: &str) -> Option<IpAddr> {
         return None;
     };
     Some(canonical_ip(addr))
+}
+
+/// Dotted-quad IPv4, optionally with `:port`, in the form [`Ipv4Addr`]'s parser accepts
+/// (1-3 digits per octet, no leading zero, at most 255); `None` sends the text on to the
+/// general parsers. The common case of address fields and log lines, without `FromStr`.
+fn parse_v4_fast(bytes: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut at = 0;
+    for (idx, octet) in octets.iter_mut().enumerate() {
+        if idx > 0 {
+            if bytes.get(at) != Some(&b'.') {
+                return None;
+            }
+            at += 1;
+        }
+        let start = at;
+        let mut value: u32 = 0;
+        while let Some(digit) = bytes.get(at).filter(|b| b.is_ascii_digit()) {
+            value = value * 10 + u32::from(digit - b'0');
+            at += 1;
+            if at - start > 3 {
+                return None;
+            }
+        }
+        let digits = at - start;
+        if digits == 0 || value > 255 || (digits > 1 && bytes[start] == b'0') {
+            return None;
+        }
+        *octet = value as u8;
+    }
+    match &bytes[at..] {
+        [] => Some(Ipv4Addr::from(octets)),
+        [b':', port @ ..] if !port.is_empty() && port.len() <= 5 => port
+            .iter()
+            .all(u8::is_ascii_digit)
+            .then(|| Ipv4Addr::from(octets)),
+        _ => None,
+    }
 }
 
 fn parse_v6(text: &str) -> Option<Ipv6Addr> {
@@ -207,30 +248,33 @@ pub fn is_domain_shape(text: &str) -> bool {
     if bytes.len() < 3 || bytes.len() > 253 {
         return false;
     }
+    // One pass: labels of 1-63 `[A-Za-z0-9_-]` not starting or ending with `-`.
     let mut labels = 0;
-    let mut last_label: &[u8] = &[];
-    for label in bytes.split(|&b| b == b'.') {
-        if label.is_empty() || label.len() > 63 {
+    let mut label_start = 0;
+    for (idx, &byte) in bytes.iter().enumerate() {
+        if byte == b'.' {
+            if !label_ok(&bytes[label_start..idx]) {
+                return false;
+            }
+            labels += 1;
+            label_start = idx + 1;
+        } else if !(byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_') {
             return false;
         }
-        if label[0] == b'-' || label[label.len() - 1] == b'-' {
-            return false;
-        }
-        if !label
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return false;
-        }
-        labels += 1;
-        last_label = label;
     }
-    if labels < 2 {
+    let last_label = &bytes[label_start..];
+    if labels < 1 || !label_ok(last_label) {
         return false;
     }
-    let tld_ok = (last_label.len() >= 2 && last_label.iter().all(|b| b.is_ascii_alphabetic()))
-        || (last_label.len() > 4 && last_label[..4].eq_ignore_ascii_case(b"xn--"));
-    tld_ok
+    (last_label.len() >= 2 && last_label.iter().all(u8::is_ascii_alphabetic))
+        || (last_label.len() > 4 && last_label[..4].eq_ignore_ascii_case(b"xn--"))
+}
+
+/// A domain label's length and hyphens (its bytes are checked by the caller).
+#[inline]
+fn label_ok(label: &[u8]) -> bool {
+    matches!((label.first(), label.last()), (Some(first), Some(last)) if *first != b'-' && *last != b'-')
+        && label.len() <= 63
 }
 
 /// Parent domains of a normalised host, nearest first: `a.b.evil.com` gives `b.evil.com`,
@@ -422,8 +466,16 @@ pub fn hash_type_for_len(len: usize) -> &'static str {
 
 /// `local@domain`, lower-cased, with a valid domain.
 pub fn normalize_email(raw: &str) -> Option<String> {
+    let mut out = String::new();
+    normalize_email_into(raw, &mut out).map(|_| out)
+}
+
+/// `normalize_email` into a reused buffer: the byte offset of the domain in `out`, or `None`
+/// (buffer unspecified) when not an address.
+pub fn normalize_email_into(raw: &str, out: &mut String) -> Option<usize> {
     let text = raw.trim().trim_start_matches("mailto:");
-    let (local, domain) = text.rsplit_once('@')?;
+    let at = memchr::memrchr(b'@', text.as_bytes())?;
+    let (local, domain) = (&text[..at], &text[at + 1..]);
     if local.is_empty()
         || local.len() > 64
         || !local
@@ -432,11 +484,16 @@ pub fn normalize_email(raw: &str) -> Option<String> {
     {
         return None;
     }
-    let domain = normalize_domain(domain)?;
-    let mut out = local.to_ascii_lowercase();
+    let domain = domain.trim().trim_end_matches('.');
+    if !is_domain_shape(domain) {
+        return None;
+    }
+    out.clear();
+    out.push_str(local);
     out.push('@');
-    out.push_str(&domain);
-    Some(out)
+    out.push_str(domain);
+    out.make_ascii_lowercase();
+    Some(local.len() + 1)
 }
 
 /// Collapses the doubled backslashes Wazuh's Windows agent writes (`C:\\Windows\\x.exe`).
@@ -512,6 +569,52 @@ pub fn normalize_text(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast IPv4 path accepts exactly what `Ipv4Addr`'s parser does (with or without a
+    /// port), so it never changes what `parse_ip` finds.
+    #[test]
+    fn fast_ipv4_agrees_with_std() {
+        let mut cases: Vec<String> = [
+            "1.2.3.4",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3.04",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            ".1.2.3.4",
+            "1.2.3.4.",
+            "1.2.3.4:80",
+            "1.2.3.4:",
+            "1.2.3.4:123456",
+            "1.2.3.4:8o",
+            "1000.2.3.4",
+            "1.2.3.4 ",
+            "a.b.c.d",
+            "1.2.3.-4",
+            "10.0.0.1:65535",
+            "9.9.9.9x",
+            "",
+        ]
+        .iter()
+        .map(|case| case.to_string())
+        .collect();
+        for a in [0u32, 1, 9, 10, 99, 100, 199, 249, 255, 256, 999] {
+            cases.push(format!("{a}.{a}.1.{a}"));
+            cases.push(format!("0{a}.1.1.1"));
+        }
+        for case in cases {
+            let bytes = case.as_bytes();
+            let (host, port_ok) = match case.rsplit_once(':') {
+                Some((host, port)) => (host, is_port(port)),
+                None => (case.as_str(), true),
+            };
+            let want = host.parse::<Ipv4Addr>().ok().filter(|_| port_ok);
+            assert_eq!(parse_v4_fast(bytes), want, "{case:?}");
+        }
+    }
 
     #[test]
     fn write_ip_matches_display() {

@@ -241,17 +241,10 @@ pub fn classify_token(
         n_ats += usize::from(b == b'@');
     }
     let all_hex = normalize::is_all_hex(bytes);
-    let last_at = if n_ats > 0 {
-        memchr::memrchr(b'@', bytes)
-    } else {
-        None
-    };
-    if let Some(at) = last_at {
-        if let Some(email) = normalize::normalize_email(token) {
-            emit(IocKind::Email, &email, None);
-            if normalize::normalize_domain_into(&token[at + 1..], scratch) {
-                emit(IocKind::Domain, scratch, None);
-            }
+    if n_ats > 0 {
+        if let Some(domain_start) = normalize::normalize_email_into(token, scratch) {
+            emit(IocKind::Email, scratch, None);
+            emit(IocKind::Domain, &scratch[domain_start..], None);
         }
         return;
     }
