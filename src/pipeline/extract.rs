@@ -145,7 +145,7 @@ impl Extraction {
         (0..self.items.len()).map(move |idx| self.get(idx))
     }
 
-    /// Adds an observable unless the same (kind, value) is already there.
+    /// Adds an observable unless the same (kind, value) is already there; true when added.
     fn push(
         &mut self,
         kind: IocKind,
@@ -153,9 +153,9 @@ impl Extraction {
         field: &str,
         free_text: bool,
         ip: Option<IpAddr>,
-    ) {
+    ) -> bool {
         if value.is_empty() {
-            return;
+            return false;
         }
         let mut existing = None;
         for (idx, item) in self.items.iter().enumerate() {
@@ -174,11 +174,11 @@ impl Extraction {
                 self.items[idx].field = (start, self.arena.len() as u32);
                 self.items[idx].free_text = false;
             }
-            return;
+            return false;
         }
         if self.items.len() >= MAX_OBSERVABLES {
             self.truncated += 1;
-            return;
+            return false;
         }
         let value_start = self.arena.len() as u32;
         self.arena.push_str(value);
@@ -201,6 +201,7 @@ impl Extraction {
             free_text,
             ip,
         });
+        true
     }
 }
 
@@ -221,10 +222,12 @@ impl Sink<'_> {
         free_text: bool,
         ip: Option<IpAddr>,
     ) {
-        if let Some(snapshot) = self.snapshot {
-            snapshot.prefetch(kind, value, ip);
+        // Only a new observable is worth prefetching for: a repeat is not matched again.
+        if self.out.push(kind, value, field, free_text, ip) {
+            if let Some(snapshot) = self.snapshot {
+                snapshot.prefetch(kind, value, ip);
+            }
         }
-        self.out.push(kind, value, field, free_text, ip);
     }
 }
 
@@ -282,7 +285,7 @@ pub struct Extractor {
     path: String,
     http_host: Option<String>,
     http_path: Option<String>,
-    /// Tape index of the alert's `data` object (to resolve [`Role::EventMessage`]).
+    /// Tape index of the alert's `data` object (to resolve [`Role::EventSystem`]).
     data_idx: Option<usize>,
     /// Keep free texts for the Aho-Corasick scan (set when the snapshot has text patterns).
     pub collect_texts: bool,
@@ -417,8 +420,12 @@ impl Extractor {
                     if depth == 0 {
                         self.envelope(child_scope, nodes, value_idx, out);
                     }
-                    if role == Some(Role::EventMessage) && has_eventdata(nodes, self.data_idx) {
-                        role = Some(Role::Skip);
+                    if role == Some(Role::EventSystem) {
+                        role = if has_eventdata(nodes, self.data_idx) {
+                            Some(Role::Skip)
+                        } else {
+                            None
+                        };
                     }
                     if role != Some(Role::Skip) {
                         match (role, nodes.get(value_idx)) {
@@ -535,7 +542,7 @@ impl Extractor {
             return;
         }
         match role {
-            Role::Skip => {}
+            Role::Skip | Role::EventSystem => {}
             Role::Ip => match normalize::parse_ip(value) {
                 Some(ip) if !normalize::is_noise_ip(&ip) => self.push_ip(ip, out),
                 Some(_) => {}
@@ -645,7 +652,7 @@ impl Extractor {
                 }
             }
             // An event message that reached here has no `eventdata` to repeat.
-            Role::FreeText | Role::EventMessage => self.free_text(value, None, out),
+            Role::FreeText => self.free_text(value, None, out),
             Role::ExactText => {
                 if let Some(text) = normalize::normalize_text(value) {
                     out.push(IocKind::Text, &text, &self.path, false, None);

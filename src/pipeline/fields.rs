@@ -36,11 +36,12 @@ pub enum Role {
     DnsResults,
     /// Free text: command lines, log lines, messages.
     FreeText,
-    /// Windows `system.message`: the event rendered as text from its `eventdata` fields. Free
-    /// text only for events without `eventdata`; otherwise those fields are read with their
-    /// own roles and the rendering would only repeat them (and the ones skipped on purpose,
-    /// such as `user` and `currentDirectory`).
-    EventMessage,
+    /// Windows `system`: bookkeeping (provider, channel, ids, counters, the computer) and
+    /// `message`, the event rendered as text from its `eventdata` fields. Skipped whole when
+    /// the event has `eventdata`, whose fields are read with their own roles (the rendering
+    /// would only repeat them, and the ones skipped on purpose such as `user` and
+    /// `currentDirectory`); otherwise walked, and its message read as free text.
+    EventSystem,
     /// An exact string indicator (user-agent, registry key, mutex, pipe).
     ExactText,
 }
@@ -106,7 +107,8 @@ pub static FIELD_TABLE: &[(&str, Role)] = &[
     ("data.win.system.computer", Role::Skip),
     ("data.win.system.providerGuid", Role::Skip),
     ("data.win.system.systemTime", Role::Skip),
-    ("data.win.system.message", Role::EventMessage),
+    ("data.win.system", Role::EventSystem),
+    ("data.win.system.message", Role::FreeText),
     // The event's own bookkeeping: provider, channel, counters, levels (never a remote party).
     ("data.win.system.providerName", Role::Skip),
     ("data.win.system.channel", Role::Skip),

@@ -575,6 +575,11 @@ fn windows_event_message() {
         }
         alert(json!({ "win": win }), None)
     };
+    let with_system_note = |alert: String| {
+        let mut alert: Value = serde_json::from_str(&alert).unwrap();
+        alert["data"]["win"]["system"]["note"] = json!("relay evil.com");
+        alert.to_string()
+    };
     check(
         &[
             (
@@ -605,6 +610,16 @@ fn windows_event_message() {
                 "empty eventdata: the message is read",
                 event(json!({}), "\"Connection to 1.2.3.4 blocked\""),
                 &["1.2.3.4"],
+            ),
+            (
+                "beside eventdata the whole system block is bookkeeping",
+                with_system_note(event(json!({"commandLine": "ping notevil.com"}), "\"x\"")),
+                &[],
+            ),
+            (
+                "without eventdata the system block is read",
+                with_system_note(event(Value::Null, "\"x\"")),
+                &["evil.com"],
             ),
         ],
         &[],
