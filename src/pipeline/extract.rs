@@ -158,9 +158,10 @@ impl Extraction {
             return false;
         }
         let mut existing = None;
+        let arena = self.arena.as_bytes();
         for (idx, item) in self.items.iter().enumerate() {
             if item.kind == kind
-                && &self.arena[item.value.0 as usize..item.value.1 as usize] == value
+                && arena[item.value.0 as usize..item.value.1 as usize] == *value.as_bytes()
             {
                 existing = Some(idx);
                 break;
@@ -370,17 +371,19 @@ impl Extractor {
         match self.table.envelope(scope) {
             None => {}
             Some(Envelope::Rule) => {
-                out.rule_level = rule_level(nodes, value_idx);
-                out.set_meta(1, string_member(nodes, value_idx, "id"));
-                out.set_meta(2, string_member(nodes, value_idx, "description"));
+                let [level, id, description] = members(nodes, value_idx, ["level", "id", "description"]);
+                out.rule_level = level.and_then(|idx| rule_level(nodes, idx));
+                out.set_meta(1, id.and_then(|idx| string_at(nodes, idx)));
+                out.set_meta(2, description.and_then(|idx| string_at(nodes, idx)));
             }
             Some(Envelope::Agent) => {
-                if let Some(id) = string_member(nodes, value_idx, "id") {
+                let [id, name] = members(nodes, value_idx, ["id", "name"]);
+                if let Some(id) = id.and_then(|idx| string_at(nodes, idx)) {
                     let start = out.arena.len() as u32;
                     out.arena.push_str(id);
                     out.agent_id = Some((start, out.arena.len() as u32));
                 }
-                out.set_meta(0, string_member(nodes, value_idx, "name"));
+                out.set_meta(0, name.and_then(|idx| string_at(nodes, idx)));
             }
             Some(Envelope::Timestamp) => out.set_meta(3, string()),
             Some(Envelope::Id) => out.set_meta(4, string()),
@@ -507,8 +510,15 @@ impl Extractor {
         // Every observable but a bare hash has a '.', ':' or '@' (or a defanged form of one);
         // a bare hash is a run of at least 32 hex digits.
         let bytes = text.as_bytes();
-        let has_mark = memchr::memchr3(b'.', b':', b'@', bytes).is_some()
-            || memchr::memchr2(b'[', b'(', bytes).is_some();
+        let has_mark = if bytes.len() < 32 {
+            // Short values (ids, numbers, names) are most of them: one pass, no calls.
+            bytes
+                .iter()
+                .any(|b| matches!(b, b'.' | b':' | b'@' | b'[' | b'('))
+        } else {
+            memchr::memchr3(b'.', b':', b'@', bytes).is_some()
+                || memchr::memchr2(b'[', b'(', bytes).is_some()
+        };
         if bytes.len() < 32 && !has_mark {
             return;
         }
@@ -731,17 +741,38 @@ fn member(nodes: &[Node<'_>], idx: usize, name: &str) -> Option<usize> {
     None
 }
 
-/// The string member `name` of the object at `idx`.
-fn string_member<'t>(nodes: &[Node<'t>], idx: usize, name: &str) -> Option<&'t str> {
-    match nodes.get(member(nodes, idx, name)?) {
+/// The value indices of the members `names` of the object at `idx` (the first of each), in
+/// one pass over its keys.
+fn members<const N: usize>(nodes: &[Node<'_>], idx: usize, names: [&str; N]) -> [Option<usize>; N] {
+    let mut found = [None; N];
+    let Some(Node::Object { len, .. }) = nodes.get(idx) else {
+        return found;
+    };
+    let mut child = idx + 1;
+    for _ in 0..*len {
+        let Some(Node::String(key)) = nodes.get(child) else {
+            break;
+        };
+        let value_idx = child + 1;
+        if let Some(at) = names.iter().position(|name| name == key) {
+            found[at].get_or_insert(value_idx);
+        }
+        child = value_idx + span(nodes, value_idx);
+    }
+    found
+}
+
+/// The string at tape index `idx`.
+fn string_at<'t>(nodes: &[Node<'t>], idx: usize) -> Option<&'t str> {
+    match nodes.get(idx) {
         Some(Node::String(text)) => Some(text),
         _ => None,
     }
 }
 
-/// `rule.level`, a number (or, leniently, a numeric string).
+/// `rule.level` at tape index `idx`: a number (or, leniently, a numeric string).
 fn rule_level(nodes: &[Node<'_>], idx: usize) -> Option<u8> {
-    match nodes.get(member(nodes, idx, "level")?) {
+    match nodes.get(idx) {
         Some(Node::Static(StaticNode::I64(level))) => u8::try_from(*level).ok(),
         Some(Node::Static(StaticNode::U64(level))) => u8::try_from(*level).ok(),
         Some(Node::String(level)) => level.trim().parse().ok(),
