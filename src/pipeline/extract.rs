@@ -371,7 +371,8 @@ impl Extractor {
         match self.table.envelope(scope) {
             None => {}
             Some(Envelope::Rule) => {
-                let [level, id, description] = members(nodes, value_idx, ["level", "id", "description"]);
+                let [level, id, description] =
+                    members(nodes, value_idx, ["level", "id", "description"]);
                 out.rule_level = level.and_then(|idx| rule_level(nodes, idx));
                 out.set_meta(1, id.and_then(|idx| string_at(nodes, idx)));
                 out.set_meta(2, description.and_then(|idx| string_at(nodes, idx)));

@@ -98,7 +98,7 @@ impl Matcher {
 
 /// The path (and query) of a normalised URL: everything from the first `/` after `://`.
 fn url_path(url: &str) -> Option<&str> {
-    let after_scheme = url.find("://")? + 3;
+    let after_scheme = crate::pipeline::normalize::find_scheme_separator(url.as_bytes())? + 3;
     let start = url[after_scheme..].find('/')? + after_scheme;
     Some(&url[start..])
 }

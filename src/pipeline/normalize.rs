@@ -305,9 +305,21 @@ impl NormalizedUrl {
     }
 }
 
+/// Position of the first `://` in `bytes` (`memchr` for `:`; `str::find` with a string
+/// pattern builds a two-way searcher per call, which costs more than the search here).
+pub fn find_scheme_separator(bytes: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b':', bytes).find(|&at| bytes[at + 1..].starts_with(b"//"))
+}
+
+/// Position of the first pair of `byte` in `bytes`.
+fn find_doubled(bytes: &[u8], byte: u8) -> Option<usize> {
+    memchr::memchr_iter(byte, bytes).find(|&at| bytes.get(at + 1) == Some(&byte))
+}
+
 pub fn normalize_url(raw: &str) -> Option<NormalizedUrl> {
     let text = raw.trim();
-    let (scheme, rest) = text.split_once("://")?;
+    let sep = find_scheme_separator(text.as_bytes())?;
+    let (scheme, rest) = (&text[..sep], &text[sep + 3..]);
     if scheme.is_empty()
         || scheme.len() > 10
         || !scheme
@@ -391,7 +403,7 @@ fn split_host_port(text: &str) -> Option<(&str, Option<&str>)> {
 
 /// Host of a URL or of a `host/path` value, the way MISP's hostname warninglists take it.
 pub fn host_of(value: &str) -> &str {
-    let rest = match value.find("//") {
+    let rest = match find_doubled(value.as_bytes(), b'/') {
         Some(idx) => &value[idx + 2..],
         None => value,
     };
@@ -498,7 +510,7 @@ pub fn normalize_email_into(raw: &str, out: &mut String) -> Option<usize> {
 
 /// Collapses the doubled backslashes Wazuh's Windows agent writes (`C:\\Windows\\x.exe`).
 pub fn collapse_backslashes(raw: &str) -> std::borrow::Cow<'_, str> {
-    if raw.contains("\\\\") {
+    if find_doubled(raw.as_bytes(), b'\\').is_some() {
         let mut out = String::with_capacity(raw.len());
         let mut prev_backslash = false;
         for ch in raw.chars() {

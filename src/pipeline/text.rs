@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use super::normalize::{self, parse_ip};
+use super::normalize::{self, find_scheme_separator, parse_ip};
 use crate::model::observable::IocKind;
 
 /// Bytes that may be part of a token: 0 not a token byte, 1 a token byte, 3 a token byte that
@@ -201,11 +201,6 @@ fn scan_plain(
             classify_token(&text[start..idx], scratch, emit);
         }
     }
-}
-
-/// Position of the next `://`.
-fn find_scheme_separator(bytes: &[u8]) -> Option<usize> {
-    memchr::memchr_iter(b':', bytes).find(|&at| bytes[at + 1..].starts_with(b"//"))
 }
 
 /// Classifies one whole token. Leading and trailing `.`, `:`, `-`, `_` are sentence punctuation.
