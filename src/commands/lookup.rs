@@ -91,11 +91,7 @@ pub fn attribute_json(
 ) -> Value {
     let attribute = snapshot.attribute(id);
     let event = attribute.event;
-    let event_ref = if event.id.is_empty() {
-        &event.uuid
-    } else {
-        &event.id
-    };
+    let event_ref = event.reference_id();
     json!({
         "matched": {"atomic": atomic, "field": "lookup", "type": "indicator_match_rule"},
         "indicator": {

@@ -33,6 +33,17 @@ pub struct EventInfo {
     pub tags: Box<[u32]>,
 }
 
+impl EventInfo {
+    /// How outputs name the event: its id, or its uuid for events known only by uuid (feeds).
+    pub fn reference_id(&self) -> &str {
+        if self.id.is_empty() {
+            &self.uuid
+        } else {
+            &self.id
+        }
+    }
+}
+
 /// One MISP attribute, compact (48 bytes, 4-byte aligned): strings live in the snapshot's
 /// arena; first/last seen, rarely set, live in a side map.
 #[derive(Debug, Clone, Copy)]

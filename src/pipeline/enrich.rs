@@ -83,11 +83,7 @@ pub fn write_enriched(
         .first()
         .filter(|_| !extraction.has_misp_key)
         .map(|first| CompatBlock {
-            event_id: if first.event.id.is_empty() {
-                &first.event.uuid
-            } else {
-                &first.event.id
-            },
+            event_id: first.event.reference_id(),
             category: first.category,
             value: first.value,
             misp_type: first.misp_type,
@@ -167,11 +163,7 @@ fn enrichment<'a>(
         (other, _) => other,
     };
     let event = attribute.event;
-    let reference_id = if event.id.is_empty() {
-        event.uuid.as_ref()
-    } else {
-        event.id.as_ref()
-    };
+    let reference_id = event.reference_id();
     let reference = match (&options.reference_base, reference_id.is_empty()) {
         (Some(base), false) => Some((base.as_str(), reference_id)),
         _ => None,

@@ -286,8 +286,6 @@ pub struct Extractor {
     path: String,
     http_host: Option<String>,
     http_path: Option<String>,
-    /// Tape index of the alert's `data` object (to resolve [`Role::EventSystem`]).
-    data_idx: Option<usize>,
     /// Keep free texts for the Aho-Corasick scan (set when the snapshot has text patterns).
     pub collect_texts: bool,
     /// Normalised values are written here before being copied into the extraction.
@@ -308,7 +306,6 @@ impl Extractor {
             path: String::with_capacity(128),
             http_host: None,
             http_path: None,
-            data_idx: None,
             collect_texts: false,
             scratch: String::with_capacity(256),
         }
@@ -348,7 +345,6 @@ impl Extractor {
         self.path.clear();
         self.http_host = None;
         self.http_path = None;
-        self.data_idx = None;
         if !matches!(nodes.first(), Some(Node::Object { .. })) {
             return;
         }
@@ -361,13 +357,9 @@ impl Extractor {
         }
     }
 
-    /// Records the top-level facts needed after the walk (rule level, agent, ids) and where
-    /// `data` is, for the top-level key at `scope` whose value is at `value_idx`.
+    /// Records the top-level facts needed after the walk (rule level, agent, ids) for the
+    /// top-level key at `scope` whose value is at `value_idx`.
     fn envelope(&mut self, scope: Scope, nodes: &[Node<'_>], value_idx: usize, out: &mut Sink<'_>) {
-        let string = || match nodes.get(value_idx) {
-            Some(Node::String(text)) => Some(*text),
-            _ => None,
-        };
         match self.table.envelope(scope) {
             None => {}
             Some(Envelope::Rule) => {
@@ -386,9 +378,8 @@ impl Extractor {
                 }
                 out.set_meta(0, name.and_then(|idx| string_at(nodes, idx)));
             }
-            Some(Envelope::Timestamp) => out.set_meta(3, string()),
-            Some(Envelope::Id) => out.set_meta(4, string()),
-            Some(Envelope::Data) => self.data_idx = Some(value_idx),
+            Some(Envelope::Timestamp) => out.set_meta(3, string_at(nodes, value_idx)),
+            Some(Envelope::Id) => out.set_meta(4, string_at(nodes, value_idx)),
             Some(Envelope::Misp) => out.has_misp_key = true,
             Some(Envelope::Threat) => out.has_threat_key = true,
         }
@@ -425,7 +416,8 @@ impl Extractor {
                         self.envelope(child_scope, nodes, value_idx, out);
                     }
                     if role == Some(Role::EventSystem) {
-                        role = if has_eventdata(nodes, self.data_idx) {
+                        // `system` and `eventdata` are siblings in `data.win`.
+                        role = if has_eventdata(nodes, idx) {
                             Some(Role::Skip)
                         } else {
                             None
@@ -511,7 +503,8 @@ impl Extractor {
         // Every observable but a bare hash has a '.', ':' or '@' (or a defanged form of one);
         // a bare hash is a run of at least 32 hex digits.
         let bytes = text.as_bytes();
-        let has_mark = if bytes.len() < 32 {
+        let short = bytes.len() < 32;
+        let has_mark = if short {
             // Short values (ids, numbers, names) are most of them: one pass, no calls.
             bytes
                 .iter()
@@ -520,7 +513,7 @@ impl Extractor {
             memchr::memchr3(b'.', b':', b'@', bytes).is_some()
                 || memchr::memchr2(b'[', b'(', bytes).is_some()
         };
-        if bytes.len() < 32 && !has_mark {
+        if short && !has_mark {
             return;
         }
         let mut path_ready = link.is_none();
@@ -693,11 +686,9 @@ impl Extractor {
     }
 }
 
-/// Whether the alert's `data` object (at `data_idx`) has non-empty Windows `win.eventdata`.
-fn has_eventdata(nodes: &[Node<'_>], data_idx: Option<usize>) -> bool {
-    data_idx
-        .and_then(|data| member(nodes, data, "win"))
-        .and_then(|win| member(nodes, win, "eventdata"))
+/// Whether the Windows `win` object at tape index `win` has a non-empty `eventdata`.
+fn has_eventdata(nodes: &[Node<'_>], win: usize) -> bool {
+    member(nodes, win, "eventdata")
         .is_some_and(|idx| matches!(nodes.get(idx), Some(Node::Object { len, .. }) if *len > 0))
 }
 
@@ -722,24 +713,9 @@ pub fn span(nodes: &[Node<'_>], idx: usize) -> usize {
     }
 }
 
-/// The string member `name` of the object at `idx`.
 /// The tape index of member `name` of the object at `idx`.
 fn member(nodes: &[Node<'_>], idx: usize, name: &str) -> Option<usize> {
-    let Some(Node::Object { len, .. }) = nodes.get(idx) else {
-        return None;
-    };
-    let mut child = idx + 1;
-    for _ in 0..*len {
-        let Some(Node::String(key)) = nodes.get(child) else {
-            return None;
-        };
-        let value_idx = child + 1;
-        if *key == name {
-            return Some(value_idx);
-        }
-        child = value_idx + span(nodes, value_idx);
-    }
-    None
+    members(nodes, idx, [name])[0]
 }
 
 /// The value indices of the members `names` of the object at `idx` (the first of each), in

@@ -243,19 +243,13 @@ pub static FIELD_TABLE: &[(&str, Role)] = &[
     ("previous_output", Role::FreeText),
 ];
 
-/// Everything the table says about one key name. Parent paths and parent keys are compiled to
-/// small integers, so a lookup compares numbers, never strings.
+/// Everything the table says about one key name while it is being compiled.
 #[derive(Debug, Default)]
 struct KeyRules {
-    /// Exact paths ending in this key: (trie node of the parent path, role) (`data.http.url`).
-    paths: Vec<(u16, Role)>,
-    /// `*.parent.key` patterns: (key id of the parent key, role) (`*.columns.address`).
-    parents: Vec<(u16, Role)>,
+    /// Its exact-path, parent-key and trie-edge rules.
+    rules: Vec<Rule>,
     /// The role of `*.key`.
     any: Option<Role>,
-    /// Trie edges through this key: (node of the parent path, node of the path ending in this
-    /// key), for the objects on the way to an exact path (`data` → `data.http`).
-    children: Vec<(u16, u16)>,
 }
 
 /// Where a walk over an alert is: the trie node of the current object's path (`NO_NODE` once
@@ -295,18 +289,16 @@ pub enum Envelope {
     Agent,
     Timestamp,
     Id,
-    Data,
     Misp,
     /// `threat` or `wazuh_misp`: the alert was enriched before.
     Threat,
 }
 
-const ENVELOPE: [(&str, Envelope); 8] = [
+const ENVELOPE: [(&str, Envelope); 7] = [
     ("rule", Envelope::Rule),
     ("agent", Envelope::Agent),
     ("timestamp", Envelope::Timestamp),
     ("id", Envelope::Id),
-    ("data", Envelope::Data),
     ("misp", Envelope::Misp),
     ("threat", Envelope::Threat),
     ("wazuh_misp", Envelope::Threat),
@@ -431,7 +423,6 @@ fn present_bit(key: &str) -> (usize, usize, u64) {
     )
 }
 
-/// The rules of `key` in `by_key`, added (empty) on first use; first-use order is kept.
 /// The id of key name `key` in `by_key`, added when new.
 fn key_id(by_key: &mut Vec<(&'static str, KeyRules)>, key: &'static str) -> u16 {
     let pos = match by_key.iter().position(|(known, _)| *known == key) {
@@ -444,32 +435,32 @@ fn key_id(by_key: &mut Vec<(&'static str, KeyRules)>, key: &'static str) -> u16 
     pos as u16
 }
 
-/// The trie node of `path` (a dotted prefix of exact patterns), added with its edges when new.
-fn node_of(
-    nodes: &mut Vec<&'static str>,
-    by_key: &mut Vec<(&'static str, KeyRules)>,
-    path: &'static str,
-) -> u16 {
+/// Adds `rule` to the rules of key name `key`.
+fn add_rule(by_key: &mut Vec<(&'static str, KeyRules)>, key: &'static str, rule: Rule) {
+    let id = key_id(by_key, key);
+    by_key[usize::from(id)].1.rules.push(rule);
+}
+
+/// The trie node of `path` (a dotted prefix of exact patterns), added with its edges when new;
+/// `nodes` counts the nodes made so far.
+fn node_of(nodes: &mut u16, by_key: &mut Vec<(&'static str, KeyRules)>, path: &'static str) -> u16 {
     let mut node = ROOT_NODE;
-    if path.is_empty() {
-        return node;
-    }
-    let mut end = 0;
-    for part in path.split('.') {
-        end += part.len();
-        let prefix = &path[..end];
-        end += 1;
+    for part in path.split('.').filter(|part| !part.is_empty()) {
         let id = key_id(by_key, part);
-        let rules = &mut by_key[usize::from(id)].1;
-        node = match rules.children.iter().find(|(parent, _)| *parent == node) {
-            Some(&(_, child)) => child,
-            None => {
-                nodes.push(prefix);
-                let child = (nodes.len() - 1) as u16;
-                rules.children.push((node, child));
-                child
-            }
-        };
+        let rules = &mut by_key[usize::from(id)].1.rules;
+        let child = rules.iter().find_map(|rule| match rule.action {
+            RuleAction::Child(child) if rule.from == node => Some(child),
+            _ => None,
+        });
+        node = child.unwrap_or_else(|| {
+            let child = *nodes;
+            *nodes += 1;
+            rules.push(Rule {
+                from: node,
+                action: RuleAction::Child(child),
+            });
+            child
+        });
     }
     node
 }
@@ -477,16 +468,16 @@ fn node_of(
 impl FieldTable {
     pub fn new(entries: &'static [(&'static str, Role)]) -> Self {
         let mut by_key: Vec<(&'static str, KeyRules)> = Vec::new();
-        // Trie nodes by path; node 0 is the alert root.
-        let mut nodes: Vec<&'static str> = vec![""];
+        // Trie nodes made so far; node 0 is the alert root.
+        let mut nodes: u16 = 1;
         for &(pattern, role) in entries {
             if let Some(rest) = pattern.strip_prefix("*.") {
                 match rest.rsplit_once('.') {
                     Some((parent, key)) => {
                         assert!(!parent.contains('.'), "{pattern}: one parent key only");
-                        let parent = key_id(&mut by_key, parent);
-                        let id = key_id(&mut by_key, key);
-                        by_key[usize::from(id)].1.parents.push((parent, role));
+                        let from = key_id(&mut by_key, parent);
+                        let action = RuleAction::Parent(role);
+                        add_rule(&mut by_key, key, Rule { from, action });
                     }
                     None => {
                         let id = key_id(&mut by_key, rest);
@@ -495,14 +486,20 @@ impl FieldTable {
                 }
             } else {
                 let (parent, key) = pattern.rsplit_once('.').unwrap_or(("", pattern));
-                let parent = node_of(&mut nodes, &mut by_key, parent);
-                let id = key_id(&mut by_key, key);
-                by_key[usize::from(id)].1.paths.push((parent, role));
+                let from = node_of(&mut nodes, &mut by_key, parent);
+                add_rule(
+                    &mut by_key,
+                    key,
+                    Rule {
+                        from,
+                        action: RuleAction::Path(role),
+                    },
+                );
             }
         }
         let envelope = ENVELOPE.map(|(key, _)| key_id(&mut by_key, key));
         assert!(
-            by_key.len() < KEY_SLOTS / 2 && nodes.len() < usize::from(NO_NODE),
+            by_key.len() < KEY_SLOTS / 2 && nodes < NO_NODE,
             "the field table has too many key names"
         );
         let mut slots = Box::new([EMPTY_SLOT; KEY_SLOTS]);
@@ -516,23 +513,7 @@ impl FieldTable {
                 slot = (slot + 1) % KEY_SLOTS;
             }
             let first_rule = rules.len();
-            let compiled = key_rules
-                .paths
-                .iter()
-                .map(|&(from, role)| (from, RuleAction::Path(role)))
-                .chain(
-                    key_rules
-                        .parents
-                        .iter()
-                        .map(|&(from, role)| (from, RuleAction::Parent(role))),
-                )
-                .chain(
-                    key_rules
-                        .children
-                        .iter()
-                        .map(|&(from, node)| (from, RuleAction::Child(node))),
-                );
-            rules.extend(compiled.map(|(from, action)| Rule { from, action }));
+            rules.extend(key_rules.rules);
             slots[slot] = Slot {
                 head: words.head,
                 tail: words.tail,

@@ -28,23 +28,16 @@ pub fn parse_ip(raw: &str) -> Option<IpAddr> {
             return None;
         }
         parse_v6(&rest[..end]).map(IpAddr::V6)?
-    } else if let Ok(v4) = text.parse::<Ipv4Addr>() {
-        IpAddr::V4(v4)
-    } else if let Some((host, port)) = text.rsplit_once(':') {
-        if let (Ok(v4), true) = (host.parse::<Ipv4Addr>(), is_port(port)) {
-            IpAddr::V4(v4)
-        } else {
-            parse_v6(text).map(IpAddr::V6)?
-        }
     } else {
-        return None;
+        // Every IPv4 form (with or without a port) was taken above.
+        parse_v6(text).map(IpAddr::V6)?
     };
     Some(canonical_ip(addr))
 }
 
 /// Dotted-quad IPv4, optionally with `:port`, in the form [`Ipv4Addr`]'s parser accepts
-/// (1-3 digits per octet, no leading zero, at most 255); `None` sends the text on to the
-/// general parsers. The common case of address fields and log lines, without `FromStr`.
+/// (1-3 digits per octet, no leading zero, at most 255): every IPv4 form `parse_ip` takes,
+/// without `FromStr`. `None` leaves only IPv6 to try.
 fn parse_v4_fast(bytes: &[u8]) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
     let mut at = 0;
@@ -232,14 +225,19 @@ pub fn normalize_domain(raw: &str) -> Option<String> {
 
 /// `normalize_domain` into a reused buffer; false (buffer unspecified) when not a domain.
 pub fn normalize_domain_into(raw: &str, out: &mut String) -> bool {
-    let text = raw.trim().trim_end_matches('.');
-    if !is_domain_shape(text) {
+    let Some(text) = domain_text(raw) else {
         return false;
-    }
+    };
     out.clear();
     out.push_str(text);
     out.make_ascii_lowercase();
     true
+}
+
+/// `raw` trimmed and without trailing dots, when that is shaped like a domain (case kept).
+fn domain_text(raw: &str) -> Option<&str> {
+    let text = raw.trim().trim_end_matches('.');
+    is_domain_shape(text).then_some(text)
 }
 
 /// True when `text` (already trimmed, without a trailing dot) is shaped like a domain name.
@@ -496,10 +494,7 @@ pub fn normalize_email_into(raw: &str, out: &mut String) -> Option<usize> {
     {
         return None;
     }
-    let domain = domain.trim().trim_end_matches('.');
-    if !is_domain_shape(domain) {
-        return None;
-    }
+    let domain = domain_text(domain)?;
     out.clear();
     out.push_str(local);
     out.push('@');
