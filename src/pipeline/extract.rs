@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use simd_json::{Node, StaticNode};
 
 use super::fields::{Envelope, FieldTable, Role, Scope};
-use super::normalize;
+use super::normalize::{self, NormalizedUrl};
 use super::text::TextScanner;
 use crate::intel::IntelSnapshot;
 use crate::model::observable::{IocKind, Observable};
@@ -284,8 +284,12 @@ pub struct Extractor {
     table: FieldTable,
     scanner: TextScanner,
     path: String,
-    http_host: Option<String>,
-    http_path: Option<String>,
+    /// Suricata's `http.hostname` (normalised) and `http.url` path, joined into a URL after
+    /// the walk; empty when the alert has none.
+    http_host: String,
+    http_path: String,
+    /// A normalised URL, reused.
+    url: NormalizedUrl,
     /// Keep free texts for the Aho-Corasick scan (set when the snapshot has text patterns).
     pub collect_texts: bool,
     /// Normalised values are written here before being copied into the extraction.
@@ -304,8 +308,9 @@ impl Extractor {
             table,
             scanner: TextScanner::default(),
             path: String::with_capacity(128),
-            http_host: None,
-            http_path: None,
+            http_host: String::new(),
+            http_path: String::new(),
+            url: NormalizedUrl::default(),
             collect_texts: false,
             scratch: String::with_capacity(256),
         }
@@ -343,16 +348,20 @@ impl Extractor {
     fn extract_into(&mut self, nodes: &[Node<'_>], out: &mut Sink<'_>) {
         out.clear();
         self.path.clear();
-        self.http_host = None;
-        self.http_path = None;
+        self.http_host.clear();
+        self.http_path.clear();
         if !matches!(nodes.first(), Some(Node::Object { .. })) {
             return;
         }
         self.walk(nodes, 0, 0, Scope::ROOT, None, out);
-        if let (Some(host), Some(path)) = (self.http_host.take(), self.http_path.take()) {
-            let url = format!("http://{host}{path}");
-            if let Some(normalized) = normalize::normalize_url(&url) {
-                out.push(IocKind::Url, &normalized.url, "data.http.url", false, None);
+        if !self.http_host.is_empty() && !self.http_path.is_empty() {
+            let text = &mut self.scratch;
+            text.clear();
+            text.push_str("http://");
+            text.push_str(&self.http_host);
+            text.push_str(&self.http_path);
+            if normalize::normalize_url_into(text, &mut self.url) {
+                out.push(IocKind::Url, &self.url.url, "data.http.url", false, None);
             }
         }
     }
@@ -554,19 +563,24 @@ impl Extractor {
             },
             Role::Host | Role::HttpHost => {
                 self.host(value, out);
-                if role == Role::HttpHost {
-                    self.http_host = normalize::normalize_domain(value)
-                        .or_else(|| normalize::parse_ip(value).map(|ip| ip.to_string()));
+                if role == Role::HttpHost
+                    && !normalize::normalize_domain_into(value, &mut self.http_host)
+                {
+                    match normalize::parse_ip(value) {
+                        Some(ip) => normalize::write_ip(&ip, &mut self.http_host),
+                        None => self.http_host.clear(),
+                    }
                 }
             }
             Role::Url => {
                 if value.starts_with('/') {
                     out.push(IocKind::UriPath, value, &self.path, false, None);
                     self.free_text(value, None, out);
-                } else if let Some(url) = normalize::normalize_url(value) {
-                    out.push(IocKind::Url, &url.url, &self.path, false, None);
-                    let host = url.host().to_string();
-                    self.host(&host, out);
+                } else if normalize::normalize_url_into(value, &mut self.url) {
+                    out.push(IocKind::Url, &self.url.url, &self.path, false, None);
+                    let url = std::mem::take(&mut self.url);
+                    self.host(url.host(), out);
+                    self.url = url;
                 } else {
                     self.free_text(value, None, out);
                 }
@@ -574,7 +588,8 @@ impl Extractor {
             Role::HttpPath => {
                 if value.starts_with('/') {
                     out.push(IocKind::UriPath, value, &self.path, false, None);
-                    self.http_path = Some(value.to_string());
+                    self.http_path.clear();
+                    self.http_path.push_str(value);
                 }
                 self.free_text(value, None, out);
             }
@@ -625,8 +640,8 @@ impl Extractor {
                     .get(..5)
                     .map(|p| p.eq_ignore_ascii_case("hkey_") || p.eq_ignore_ascii_case("hklm\\"));
                 if upper_start == Some(true) {
-                    if let Some(text) = normalize::normalize_text(value) {
-                        out.push(IocKind::Text, &text, &self.path, false, None);
+                    if normalize::normalize_text_into(value, &mut self.scratch) {
+                        out.push(IocKind::Text, &self.scratch, &self.path, false, None);
                     }
                 } else if normalize::normalize_filename_into(value, &mut self.scratch) {
                     out.push(IocKind::Filename, &self.scratch, &self.path, false, None);
@@ -658,8 +673,8 @@ impl Extractor {
             // An event message that reached here has no `eventdata` to repeat.
             Role::FreeText => self.free_text(value, None, out),
             Role::ExactText => {
-                if let Some(text) = normalize::normalize_text(value) {
-                    out.push(IocKind::Text, &text, &self.path, false, None);
+                if normalize::normalize_text_into(value, &mut self.scratch) {
+                    out.push(IocKind::Text, &self.scratch, &self.path, false, None);
                 }
             }
         }
@@ -678,8 +693,8 @@ impl Extractor {
             }
         } else if normalize::normalize_domain_into(value, &mut self.scratch) {
             out.push(IocKind::Domain, &self.scratch, &self.path, false, None);
-        } else if let Some(url) = normalize::normalize_url(value) {
-            out.push(IocKind::Url, &url.url, &self.path, false, None);
+        } else if normalize::normalize_url_into(value, &mut self.url) {
+            out.push(IocKind::Url, &self.url.url, &self.path, false, None);
         } else if value.contains(' ') {
             self.free_text(value, None, out);
         }

@@ -285,7 +285,7 @@ pub fn parent_domains(host: &str) -> impl Iterator<Item = &str> {
 
 /// A URL in canonical form: scheme and host lower-case, the scheme's default port dropped,
 /// an empty path written as `/`, the fragment dropped. Path and query keep their case.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NormalizedUrl {
     pub url: String,
     /// Byte range of the host in `url`.
@@ -315,8 +315,16 @@ fn find_doubled(bytes: &[u8], byte: u8) -> Option<usize> {
 }
 
 pub fn normalize_url(raw: &str) -> Option<NormalizedUrl> {
+    let mut url = NormalizedUrl::default();
+    normalize_url_into(raw, &mut url).then_some(url)
+}
+
+/// `normalize_url` into a reused value; false (value unspecified) when not a URL.
+pub fn normalize_url_into(raw: &str, out: &mut NormalizedUrl) -> bool {
     let text = raw.trim();
-    let sep = find_scheme_separator(text.as_bytes())?;
+    let Some(sep) = find_scheme_separator(text.as_bytes()) else {
+        return false;
+    };
     let (scheme, rest) = (&text[..sep], &text[sep + 3..]);
     if scheme.is_empty()
         || scheme.len() > 10
@@ -324,42 +332,48 @@ pub fn normalize_url(raw: &str) -> Option<NormalizedUrl> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
     {
-        return None;
+        return false;
     }
-    let scheme = scheme.to_ascii_lowercase();
-    let scheme = match scheme.as_str() {
-        "hxxp" => "http".to_string(),
-        "hxxps" => "https".to_string(),
-        _ => scheme,
-    };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
     let mut tail = &rest[authority_end..];
-    if let Some(hash) = tail.find('#') {
+    if let Some(hash) = memchr::memchr(b'#', tail.as_bytes()) {
         tail = &tail[..hash];
     }
     // Drop user-info.
-    let host_port = match authority.rfind('@') {
+    let host_port = match memchr::memrchr(b'@', authority.as_bytes()) {
         Some(at) => &authority[at + 1..],
         None => authority,
     };
-    let (host, port) = split_host_port(host_port)?;
+    let Some((host, port)) = split_host_port(host_port) else {
+        return false;
+    };
     if host.is_empty() {
-        return None;
+        return false;
     }
-    let host_lower = host.to_ascii_lowercase();
-    let host_lower = host_lower.trim_end_matches('.');
-    let default_port = match scheme.as_str() {
+    let url = &mut out.url;
+    url.clear();
+    url.reserve(text.len() + 1);
+    if scheme.eq_ignore_ascii_case("hxxp") {
+        url.push_str("http");
+    } else if scheme.eq_ignore_ascii_case("hxxps") {
+        url.push_str("https");
+    } else {
+        url.push_str(scheme);
+        url.make_ascii_lowercase();
+    }
+    let default_port = match url.as_str() {
         "http" | "ws" => Some("80"),
         "https" | "wss" => Some("443"),
         "ftp" => Some("21"),
         _ => None,
     };
-    let mut url = String::with_capacity(text.len() + 1);
-    url.push_str(&scheme);
     url.push_str("://");
     let host_start = url.len();
-    url.push_str(host_lower);
+    url.push_str(host);
+    url[host_start..].make_ascii_lowercase();
+    let trimmed = url[host_start..].trim_end_matches('.').len();
+    url.truncate(host_start + trimmed);
     let host_end = url.len();
     if let Some(port) = port {
         let port = port.trim_start_matches('0');
@@ -373,11 +387,9 @@ pub fn normalize_url(raw: &str) -> Option<NormalizedUrl> {
         url.push('/');
     }
     url.push_str(tail);
-    Some(NormalizedUrl {
-        url,
-        host: host_start..host_end,
-        path_start,
-    })
+    out.host = host_start..host_end;
+    out.path_start = path_start;
+    true
 }
 
 /// Splits `host:port` and `[v6]:port`; a bare IPv6 address is returned whole.
@@ -552,12 +564,26 @@ pub fn normalize_filename_into(raw: &str, out: &mut String) -> bool {
 /// Exact-string observables (user-agents, mutexes, registry keys): lower-cased, backslashes
 /// collapsed, registry hive names shortened (`HKEY_LOCAL_MACHINE` → `hklm`).
 pub fn normalize_text(raw: &str) -> Option<String> {
+    let mut out = String::new();
+    normalize_text_into(raw, &mut out).then_some(out)
+}
+
+/// `normalize_text` into a reused buffer; false (buffer unspecified) when too short.
+pub fn normalize_text_into(raw: &str, out: &mut String) -> bool {
     let text = raw.trim();
     if text.len() < 3 || text == "-" {
-        return None;
+        return false;
     }
-    let collapsed = collapse_backslashes(text);
-    let lower = collapsed.to_lowercase();
+    out.clear();
+    match collapse_backslashes(text) {
+        std::borrow::Cow::Borrowed(text) => out.push_str(text),
+        std::borrow::Cow::Owned(text) => out.push_str(&text),
+    }
+    if out.is_ascii() {
+        out.make_ascii_lowercase();
+    } else {
+        *out = out.to_lowercase();
+    }
     const HIVES: [(&str, &str); 5] = [
         ("hkey_local_machine", "hklm"),
         ("hkey_current_user", "hkcu"),
@@ -566,11 +592,12 @@ pub fn normalize_text(raw: &str) -> Option<String> {
         ("hkey_current_config", "hkcc"),
     ];
     for (long, short) in HIVES {
-        if let Some(rest) = lower.strip_prefix(long) {
-            return Some(format!("{short}{rest}"));
+        if out.starts_with(long) {
+            out.replace_range(..long.len(), short);
+            break;
         }
     }
-    Some(lower)
+    true
 }
 
 #[cfg(test)]

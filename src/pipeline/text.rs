@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use super::normalize::{self, find_scheme_separator, parse_ip};
+use super::normalize::{self, find_scheme_separator, parse_ip, NormalizedUrl};
 use crate::model::observable::IocKind;
 
 /// Bytes that may be part of a token: 0 not a token byte, 1 a token byte, 3 a token byte that
@@ -61,6 +61,7 @@ static URL_END: [bool; 256] = url_end_table();
 pub struct TextScanner {
     refanged: String,
     scratch: String,
+    url: NormalizedUrl,
 }
 
 /// True when the text holds a defanged marker worth rewriting.
@@ -129,10 +130,10 @@ impl TextScanner {
         if looks_defanged(text) {
             let mut buffer = std::mem::take(&mut self.refanged);
             refang_into(text, &mut buffer);
-            scan_plain(&buffer, &mut self.scratch, emit);
+            scan_plain(&buffer, &mut self.scratch, &mut self.url, emit);
             self.refanged = buffer;
         } else {
-            scan_plain(text, &mut self.scratch, emit);
+            scan_plain(text, &mut self.scratch, &mut self.url, emit);
         }
     }
 }
@@ -140,6 +141,7 @@ impl TextScanner {
 fn scan_plain(
     text: &str,
     scratch: &mut String,
+    url: &mut NormalizedUrl,
     emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>),
 ) {
     let bytes = text.as_bytes();
@@ -171,7 +173,7 @@ fn scan_plain(
         if start < sep && end > sep + 3 {
             let scheme = &text[start..sep];
             if scheme.len() <= 10 {
-                if let Some(url) = normalize::normalize_url(&text[start..end]) {
+                if normalize::normalize_url_into(&text[start..end], url) {
                     emit(IocKind::Url, &url.url, None);
                 }
             }
