@@ -144,11 +144,12 @@ impl Filter {
 
 /// A hint to pull the cache line of `value` into the cache; no effect on the program's state.
 #[inline]
-fn prefetch<T>(value: &T) {
+pub(crate) fn prefetch<T: ?Sized>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `_mm_prefetch` only hints the cache hierarchy: it never faults and has no
-    // architectural effect (no read is performed as far as the program can observe), and
-    // the pointer comes from a live reference anyway. SSE is part of the x86_64 baseline.
+    // architectural effect (no read is performed as far as the program can observe), so
+    // any address is fine (the pointer of an empty slice is dangling, and still harmless).
+    // SSE is part of the x86_64 baseline.
     unsafe {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast::<i8>());
@@ -159,6 +160,13 @@ fn prefetch<T>(value: &T) {
 
 /// Indexes with fewer keys than this get no filter: their tables stay in cache anyway.
 const MIN_FILTERED_KEYS: usize = 4096;
+
+/// The hash every [`StrIndex`] files `key` under: computed once per observable, it serves
+/// the prefetch and every index the observable is looked up in.
+#[inline]
+pub fn key_hash(key: &str) -> u64 {
+    Hasher::default().hash_one(key)
+}
 
 /// String keys → id lists, keys stored once in an arena (no allocation per key).
 #[derive(Default)]
@@ -185,7 +193,7 @@ impl StrIndex {
     }
 
     pub fn insert(&mut self, key: &str, id: u32, postings: &mut Postings) {
-        let hash = Hasher::default().hash_one(key);
+        let hash = key_hash(key);
         let found = self
             .table
             .find(hash, |&entry| self.key(entry) == key)
@@ -210,7 +218,7 @@ impl StrIndex {
                 } = self;
                 table.insert_unique(hash, entry, |&other| {
                     let (start, len, _) = entries[other as usize];
-                    Hasher::default().hash_one(&arena[start as usize..(start + len) as usize])
+                    key_hash(&arena[start as usize..(start + len) as usize])
                 });
             }
         }
@@ -218,10 +226,15 @@ impl StrIndex {
 
     #[inline]
     pub fn get(&self, key: &str) -> Option<&u32> {
+        self.get_hashed(key, key_hash(key))
+    }
+
+    /// `get`, with `hash` = [`key_hash`]`(key)` already computed.
+    #[inline]
+    pub fn get_hashed(&self, key: &str, hash: u64) -> Option<&u32> {
         if self.entries.is_empty() {
             return None;
         }
-        let hash = Hasher::default().hash_one(key);
         if let Some(filter) = &self.filter {
             if !filter.may_contain(hash) {
                 return None;
@@ -235,8 +248,14 @@ impl StrIndex {
     /// little later finds it in cache.
     #[inline]
     pub fn prefetch(&self, key: &str) {
+        self.prefetch_hashed(key_hash(key));
+    }
+
+    /// `prefetch` of a key whose [`key_hash`] is `hash`.
+    #[inline]
+    pub fn prefetch_hashed(&self, hash: u64) {
         if let Some(filter) = &self.filter {
-            filter.prefetch(Hasher::default().hash_one(key));
+            filter.prefetch(hash);
         }
     }
 
@@ -253,11 +272,11 @@ impl StrIndex {
         let arena = &self.arena;
         self.table.shrink_to_fit(|&entry| {
             let (start, len, _) = entries[entry as usize];
-            Hasher::default().hash_one(&arena[start as usize..(start + len) as usize])
+            key_hash(&arena[start as usize..(start + len) as usize])
         });
         self.filter = Filter::build(
             self.entries.len(),
-            self.keys().map(|(key, _)| Hasher::default().hash_one(key)),
+            self.keys().map(|(key, _)| key_hash(key)),
         );
     }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use hashbrown::HashMap;
 
-use super::index::{Postings, PrefixMap, StrIndex};
+use super::index::{self, Postings, PrefixMap, StrIndex};
 use super::types::{plan, PartKind};
 use super::warninglist::Warninglists;
 use crate::model::observable::IocKind;
@@ -268,6 +268,30 @@ impl IntelSnapshot {
         &self.arena[range.0 as usize..(range.0 + range.1) as usize]
     }
 
+    /// Starts loading the record of attribute `id` (a hint; no effect on any result).
+    #[inline]
+    pub fn prefetch_record(&self, id: u32) {
+        if let Some(record) = self.records.get(id as usize) {
+            index::prefetch(record);
+        }
+    }
+
+    /// Starts loading what writing `attribute` out reads besides its record: its value, its
+    /// event and the event's texts, its tag lists. The loads then overlap instead of
+    /// stalling one after the other (a hint; no effect on any result).
+    pub fn prefetch_attribute_data(&self, attribute: &Attribute<'_>) {
+        index::prefetch(attribute.value);
+        let event = attribute.event;
+        index::prefetch(event);
+        for text in [&event.id, &event.uuid, &event.info, &event.threat_level_id] {
+            index::prefetch(&**text);
+        }
+        index::prefetch(&*event.tags);
+        if let Some(tags) = self.tag_refs.get(attribute.tags.0 as usize) {
+            index::prefetch(tags);
+        }
+    }
+
     pub fn attribute(&self, id: u32) -> Attribute<'_> {
         let record = &self.records[id as usize];
         let seen = self.seen.get(&id);
@@ -362,13 +386,35 @@ impl IntelSnapshot {
 
     /// Hosts: `domain` attributes for the host and each parent, `hostname` attributes exact.
     pub fn match_host(&self, host: &str, found: &mut dyn FnMut(u32)) {
+        self.match_key(IocKind::Domain, host, index::key_hash(host), found);
+    }
+
+    /// The lookup of a string observable of `kind` (every kind but IPs, which take
+    /// [`IntelSnapshot::match_ip`]) whose [`index::key_hash`] is `hash`: the `match_*` of
+    /// its kind, without hashing the value again. A URL's path is not looked up here.
+    #[inline]
+    pub fn match_key(&self, kind: IocKind, value: &str, hash: u64, found: &mut dyn FnMut(u32)) {
+        let index = match kind {
+            IocKind::Domain => return self.match_host_hashed(value, hash, found),
+            IocKind::Ip => return,
+            IocKind::Url => &self.url,
+            IocKind::UriPath => &self.uri,
+            IocKind::Email => &self.email,
+            IocKind::Hash => &self.hash,
+            IocKind::Filename => &self.filename,
+            IocKind::Text => &self.text,
+        };
+        self.emit(index.get_hashed(value, hash), found);
+    }
+
+    fn match_host_hashed(&self, host: &str, hash: u64, found: &mut dyn FnMut(u32)) {
         if !self.hostname.is_empty() {
-            self.emit(self.hostname.get(host), found);
+            self.emit(self.hostname.get_hashed(host, hash), found);
         }
         if self.domain.is_empty() {
             return;
         }
-        self.emit(self.domain.get(host), found);
+        self.emit(self.domain.get_hashed(host, hash), found);
         // Parents down to the registrable level; a bare TLD is never a MISP domain.
         for parent in normalize::parent_domains(host).filter(|parent| parent.contains('.')) {
             self.emit(self.domain.get(parent), found);
@@ -376,43 +422,46 @@ impl IntelSnapshot {
     }
 
     pub fn match_url(&self, url: &str, found: &mut dyn FnMut(u32)) {
-        self.emit(self.url.get(url), found);
+        self.match_key(IocKind::Url, url, index::key_hash(url), found);
     }
 
     pub fn match_uri(&self, path: &str, found: &mut dyn FnMut(u32)) {
-        self.emit(self.uri.get(path), found);
+        self.match_key(IocKind::UriPath, path, index::key_hash(path), found);
     }
 
     pub fn match_email(&self, email: &str, found: &mut dyn FnMut(u32)) {
-        self.emit(self.email.get(email), found);
+        self.match_key(IocKind::Email, email, index::key_hash(email), found);
     }
 
     pub fn match_hash(&self, hash: &str, found: &mut dyn FnMut(u32)) {
-        self.emit(self.hash.get(hash), found);
+        self.match_key(IocKind::Hash, hash, index::key_hash(hash), found);
     }
 
     pub fn match_filename(&self, name: &str, found: &mut dyn FnMut(u32)) {
-        self.emit(self.filename.get(name), found);
+        self.match_key(IocKind::Filename, name, index::key_hash(name), found);
     }
 
     pub fn match_text(&self, text: &str, found: &mut dyn FnMut(u32)) {
-        self.emit(self.text.get(text), found);
+        self.match_key(IocKind::Text, text, index::key_hash(text), found);
     }
 
     /// Starts loading what the `match_*` lookups of one observable will read (the filter
     /// blocks of its indexes), so that matching it a little later does not stall on memory.
-    /// A hint only: no effect on any result.
+    /// A hint only: no effect on any result. Returns the value's [`index::key_hash`] for
+    /// [`IntelSnapshot::match_key`] (0, unused, for an IP).
     #[inline]
-    pub fn prefetch(&self, kind: IocKind, value: &str, ip: Option<IpAddr>) {
-        match kind {
+    pub fn prefetch(&self, kind: IocKind, value: &str, ip: Option<IpAddr>) -> u64 {
+        let index = match kind {
             IocKind::Ip => {
                 if let Some(ip) = ip {
                     self.ip.prefetch(ip);
                 }
+                return 0;
             }
             IocKind::Domain => {
-                self.hostname.prefetch(value);
-                self.domain.prefetch(value);
+                let hash = index::key_hash(value);
+                self.hostname.prefetch_hashed(hash);
+                self.domain.prefetch_hashed(hash);
                 if !self.domain.is_empty() {
                     for parent in
                         normalize::parent_domains(value).filter(|parent| parent.contains('.'))
@@ -420,14 +469,18 @@ impl IntelSnapshot {
                         self.domain.prefetch(parent);
                     }
                 }
+                return hash;
             }
-            IocKind::Url => self.url.prefetch(value),
-            IocKind::UriPath => self.uri.prefetch(value),
-            IocKind::Email => self.email.prefetch(value),
-            IocKind::Hash => self.hash.prefetch(value),
-            IocKind::Filename => self.filename.prefetch(value),
-            IocKind::Text => self.text.prefetch(value),
-        }
+            IocKind::Url => &self.url,
+            IocKind::UriPath => &self.uri,
+            IocKind::Email => &self.email,
+            IocKind::Hash => &self.hash,
+            IocKind::Filename => &self.filename,
+            IocKind::Text => &self.text,
+        };
+        let hash = index::key_hash(value);
+        index.prefetch_hashed(hash);
+        hash
     }
 
     pub fn has_automaton(&self) -> bool {

@@ -75,19 +75,26 @@ pub fn write_enriched(
         .iter()
         .map(|hit| snapshot.attribute(hit.attribute))
         .collect();
-    let summary = Summary {
+    // What the enrichment reads lies scattered over a large snapshot: start every load now,
+    // so that they overlap with each other and with copying the alert.
+    for attribute in &attributes {
+        snapshot.prefetch_attribute_data(attribute);
+    }
+    let summary = || Summary {
         risk_score: risk_score(extraction.rule_level, &attributes),
         matched_count: hits.len(),
     };
-    let compat = attributes
-        .first()
-        .filter(|_| !extraction.has_misp_key)
-        .map(|first| CompatBlock {
-            event_id: first.event.reference_id(),
-            category: first.category,
-            value: first.value,
-            misp_type: first.misp_type,
-        });
+    let compat = || {
+        attributes
+            .first()
+            .filter(|_| !extraction.has_misp_key)
+            .map(|first| CompatBlock {
+                event_id: first.event.reference_id(),
+                category: first.category,
+                value: first.value,
+                misp_type: first.misp_type,
+            })
+    };
     let write_enrichments = |out: &mut Vec<u8>| {
         out.push(b'[');
         for (idx, (hit, attribute)) in hits.iter().zip(&attributes).enumerate() {
@@ -102,7 +109,7 @@ pub fn write_enriched(
     if extraction.has_threat_key {
         let mut enrichments = Vec::new();
         write_enrichments(&mut enrichments);
-        merge_reserialized(alert, &enrichments, &summary, compat.as_ref(), out);
+        merge_reserialized(alert, &enrichments, &summary(), compat().as_ref(), out);
         return;
     }
     let end = alert
@@ -127,8 +134,8 @@ pub fn write_enriched(
     out.extend_from_slice(b"\"threat\":{\"enrichments\":");
     write_enrichments(out);
     out.extend_from_slice(b"},\"wazuh_misp\":");
-    summary.write(out);
-    if let Some(compat) = &compat {
+    summary().write(out);
+    if let Some(compat) = &compat() {
         out.extend_from_slice(b",\"misp\":");
         compat.write(out);
     }

@@ -27,6 +27,8 @@ struct Item {
     field: (u32, u32),
     free_text: bool,
     ip: Option<IpAddr>,
+    /// The value's `key_hash` when the prefetch computed it, else 0.
+    hash: u64,
 }
 
 /// The observables of one alert.
@@ -80,6 +82,15 @@ impl Extraction {
             free_text: item.free_text,
             ip: item.ip,
         }
+    }
+
+    /// The `key_hash` of the `idx`-th observable's value, when extraction computed it (to
+    /// prefetch for it): matching then need not hash the value again.
+    pub fn key_hash(&self, idx: usize) -> Option<u64> {
+        self.items
+            .get(idx)
+            .map(|item| item.hash)
+            .filter(|hash| *hash != 0)
     }
 
     /// `agent.id`, when the alert has one.
@@ -201,6 +212,7 @@ impl Extraction {
             field: field_range,
             free_text,
             ip,
+            hash: 0,
         });
         true
     }
@@ -226,7 +238,10 @@ impl Sink<'_> {
         // Only a new observable is worth prefetching for: a repeat is not matched again.
         if self.out.push(kind, value, field, free_text, ip) {
             if let Some(snapshot) = self.snapshot {
-                snapshot.prefetch(kind, value, ip);
+                let hash = snapshot.prefetch(kind, value, ip);
+                if let Some(item) = self.out.items.last_mut() {
+                    item.hash = hash;
+                }
             }
         }
     }

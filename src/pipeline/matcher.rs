@@ -1,6 +1,7 @@
 //! Match: observables × the current snapshot → hits. Pure: no IO, no allocation in the
 //! steady state, every matching attribute reported once.
 
+use crate::intel::index::key_hash;
 use crate::intel::IntelSnapshot;
 use crate::model::observable::IocKind;
 use crate::pipeline::extract::Extraction;
@@ -38,15 +39,19 @@ impl Matcher {
             let observable = extraction.get(idx);
             let candidates = &mut self.candidates;
             let mut found = |attribute: u32| candidates.push((attribute, idx as u32));
+            let hash = || {
+                extraction
+                    .key_hash(idx)
+                    .unwrap_or_else(|| key_hash(observable.value))
+            };
             match observable.kind {
                 IocKind::Ip => {
                     if let Some(ip) = observable.ip {
                         snapshot.match_ip(ip, &mut found);
                     }
                 }
-                IocKind::Domain => snapshot.match_host(observable.value, &mut found),
                 IocKind::Url => {
-                    snapshot.match_url(observable.value, &mut found);
+                    snapshot.match_key(IocKind::Url, observable.value, hash(), &mut found);
                     if let Some(path) = url_path(observable.value) {
                         snapshot.match_uri(path, &mut found);
                         if let Some((bare, _)) = path.split_once('?') {
@@ -55,15 +60,12 @@ impl Matcher {
                     }
                 }
                 IocKind::UriPath => {
-                    snapshot.match_uri(observable.value, &mut found);
+                    snapshot.match_key(IocKind::UriPath, observable.value, hash(), &mut found);
                     if let Some((bare, _)) = observable.value.split_once('?') {
                         snapshot.match_uri(bare, &mut found);
                     }
                 }
-                IocKind::Email => snapshot.match_email(observable.value, &mut found),
-                IocKind::Hash => snapshot.match_hash(observable.value, &mut found),
-                IocKind::Filename => snapshot.match_filename(observable.value, &mut found),
-                IocKind::Text => snapshot.match_text(observable.value, &mut found),
+                kind => snapshot.match_key(kind, observable.value, hash(), &mut found),
             }
         }
         if snapshot.has_automaton() {
@@ -88,6 +90,8 @@ impl Matcher {
                     continue;
                 }
             }
+            // Enrichment reads the record next: start loading it now.
+            snapshot.prefetch_record(attribute);
             hits.push(Hit {
                 attribute,
                 observable,

@@ -33,6 +33,31 @@ static TOKEN_CLASS: [u8; 256] = token_table();
 /// A token without `.`, `:` or `@` can only be a bare hash, at least this long.
 const MIN_BARE_HASH: usize = 32;
 
+/// What each byte adds to a token's counters (see `classify_token`), in 16-bit lanes:
+/// `.` (bits 0-15), `:` (16-31), `@` (32-47), and bytes that are not hex digits (48-63).
+const fn token_counts_table() -> [u64; 256] {
+    const NOT_HEX: u64 = 1 << 48;
+    let mut table = [0u64; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = if b == b'.' {
+            1 | NOT_HEX
+        } else if b == b':' {
+            (1 << 16) | NOT_HEX
+        } else if b == b'@' {
+            (1 << 32) | NOT_HEX
+        } else if b.is_ascii_hexdigit() {
+            0
+        } else {
+            NOT_HEX
+        };
+        byte += 1;
+    }
+    table
+}
+static TOKEN_COUNTS: [u64; 256] = token_counts_table();
+
 /// Bytes that end a URL.
 const fn url_end_table() -> [bool; 256] {
     let mut table = [false; 256];
@@ -228,16 +253,19 @@ pub fn classify_token(
         // Shortest observables: "a.io", "::1" (noise anyway).
         return;
     }
-    // Counted branch-free: tokens mix letters, digits and dots unpredictably.
-    let mut n_dots = 0usize;
-    let mut n_colons = 0usize;
-    let mut n_ats = 0usize;
-    for &b in bytes {
-        n_dots += usize::from(b == b'.');
-        n_colons += usize::from(b == b':');
-        n_ats += usize::from(b == b'@');
+    // Counted branch-free in one pass (tokens mix letters, digits and dots unpredictably):
+    // one table add per byte, four 16-bit counters. No observable is anywhere near 64 KiB
+    // long, so longer tokens (which would overflow a counter) are not classified.
+    if bytes.len() >= 1 << 16 {
+        return;
     }
-    let all_hex = normalize::is_all_hex(bytes);
+    let counts = bytes
+        .iter()
+        .fold(0u64, |sum, &b| sum + TOKEN_COUNTS[usize::from(b)]);
+    let n_dots = counts & 0xffff;
+    let n_colons = (counts >> 16) & 0xffff;
+    let n_ats = (counts >> 32) & 0xffff;
+    let all_hex = counts >> 48 == 0;
     if n_ats > 0 {
         if let Some(domain_start) = normalize::normalize_email_into(token, scratch) {
             emit(IocKind::Email, scratch, None);
@@ -256,7 +284,9 @@ pub fn classify_token(
     }
     // Two to five colons without a `::` cannot be IPv6 (8 groups, or 6 and a dotted IPv4)
     // nor IPv4 with a port: times like `09:10:11` skip the address parsers.
-    let maybe_v6 = n_colons >= 6 || (n_colons >= 2 && memchr::memmem::find(bytes, b"::").is_some());
+    let maybe_v6 = n_colons >= 6
+        || (n_colons >= 2
+            && memchr::memchr_iter(b':', bytes).any(|at| bytes.get(at + 1) == Some(&b':')));
     if maybe_v6 || (n_colons < 2 && n_dots == 3 && bytes[0].is_ascii_digit()) {
         if let Some(ip) = parse_ip(token) {
             if !normalize::is_noise_ip(&ip) {
@@ -267,10 +297,13 @@ pub fn classify_token(
     }
     if n_dots >= 1 {
         // host or host:port
-        let host = match token.rsplit_once(':') {
-            Some((host, port)) if n_colons == 1 && port.bytes().all(|b| b.is_ascii_digit()) => host,
-            _ if n_colons > 0 => return,
-            _ => token,
+        let host = match n_colons {
+            0 => token,
+            1 => match token.rsplit_once(':') {
+                Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+                _ => return,
+            },
+            _ => return,
         };
         if host.as_bytes()[0].is_ascii_digit()
             && host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
