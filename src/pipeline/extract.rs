@@ -528,18 +528,15 @@ impl Extractor {
         // a bare hash is a run of at least 32 hex digits.
         let bytes = text.as_bytes();
         let short = bytes.len() < 32;
-        let has_mark = if short {
-            // Short values (ids, numbers, names) are most of them: one pass, no calls.
-            bytes
+        if short
+            && !bytes
                 .iter()
                 .any(|b| matches!(b, b'.' | b':' | b'@' | b'[' | b'('))
-        } else {
-            memchr::memchr3(b'.', b':', b'@', bytes).is_some()
-                || memchr::memchr2(b'[', b'(', bytes).is_some()
-        };
-        if short && !has_mark {
+        {
+            // Short values (ids, numbers, names) are most of them: one pass, no calls.
             return;
         }
+        let has_mark = self.scanner.load(text);
         let mut path_ready = link.is_none();
         if self.collect_texts {
             if let Some(link) = link {
@@ -553,7 +550,7 @@ impl Extractor {
             return;
         }
         let field = &mut self.path;
-        self.scanner.scan(text, &mut |kind, value, ip| {
+        self.scanner.scan_loaded(text, &mut |kind, value, ip| {
             if !path_ready {
                 if let Some(link) = link {
                     link.write(field);

@@ -2,6 +2,7 @@
 //! Synchronous, free of IO, never panics on input. The same processor runs under `run`
 //! (Kafka), `enrich` (files) and `demo`.
 
+pub mod bytemask;
 pub mod decode;
 pub mod enrich;
 pub mod extract;

@@ -6,30 +6,10 @@
 
 use std::net::IpAddr;
 
-use super::normalize::{self, find_scheme_separator, parse_ip, NormalizedUrl};
+use super::bytemask::{self, ByteMasks};
+use super::normalize::{self, parse_ip, NormalizedUrl};
 use crate::model::observable::IocKind;
 
-/// Bytes that may be part of a token: 0 not a token byte, 1 a token byte, 3 a token byte that
-/// marks a possible non-hash observable (`.`, `:`, `@`).
-const fn token_table() -> [u8; 256] {
-    let mut table = [0u8; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let b = byte as u8;
-        table[byte] = if b == b'.' || b == b':' || b == b'@' {
-            MARK
-        } else if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            TOKEN
-        } else {
-            0
-        };
-        byte += 1;
-    }
-    table
-}
-const TOKEN: u8 = 1;
-const MARK: u8 = 3;
-static TOKEN_CLASS: [u8; 256] = token_table();
 /// A token without `.`, `:` or `@` can only be a bare hash, at least this long.
 const MIN_BARE_HASH: usize = 32;
 
@@ -87,28 +67,42 @@ pub struct TextScanner {
     refanged: String,
     scratch: String,
     url: NormalizedUrl,
+    /// Byte classes of the text being scanned.
+    masks: ByteMasks,
 }
 
-/// True when the text holds a defanged marker worth rewriting.
-fn looks_defanged(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    if let Some(pos) = memchr::memchr3(b'[', b'(', b'{', bytes) {
-        let rest = &bytes[pos..];
-        if memchr::memchr3_iter(b'[', b'(', b'{', rest).any(|at| {
-            REPLACEMENTS
+/// True when the text (whose byte classes are `masks`) holds a defanged marker worth
+/// rewriting.
+fn looks_defanged(masks: &ByteMasks, bytes: &[u8]) -> bool {
+    for (word, (open, brace)) in masks.open.iter().zip(&masks.brace).enumerate() {
+        let mut bits = open | brace;
+        while bits != 0 {
+            let at = word * 64 + bits.trailing_zeros() as usize;
+            if REPLACEMENTS
                 .iter()
-                .any(|(pattern, _)| rest[at..].starts_with(pattern))
-        }) {
-            return true;
+                .any(|(pattern, _)| bytes[at..].starts_with(pattern))
+            {
+                return true;
+            }
+            bits &= bits - 1;
         }
     }
-    memchr::memchr2_iter(b'x', b'X', bytes).any(|pos| {
-        pos > 0
-            && bytes[pos - 1].eq_ignore_ascii_case(&b'h')
-            && bytes
-                .get(pos + 1)
-                .is_some_and(|b| b.eq_ignore_ascii_case(&b'x'))
-    })
+    for (word, x) in masks.x.iter().enumerate() {
+        let mut bits = *x;
+        while bits != 0 {
+            let pos = word * 64 + bits.trailing_zeros() as usize;
+            if pos > 0
+                && bytes[pos - 1].eq_ignore_ascii_case(&b'h')
+                && bytes
+                    .get(pos + 1)
+                    .is_some_and(|b| b.eq_ignore_ascii_case(&b'x'))
+            {
+                return true;
+            }
+            bits &= bits - 1;
+        }
+    }
+    false
 }
 
 const REPLACEMENTS: [(&[u8], &str); 11] = [
@@ -152,19 +146,45 @@ pub fn refang_into(text: &str, out: &mut String) {
 impl TextScanner {
     /// Scans `text` and calls `emit(kind, normalised value, parsed ip)` for every observable.
     pub fn scan(&mut self, text: &str, emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>)) {
-        if looks_defanged(text) {
+        self.load(text);
+        self.scan_loaded(text, emit);
+    }
+
+    /// Classifies the bytes of `text` for [`TextScanner::scan_loaded`]. True when the text
+    /// has a `.`, `:`, `@`, `[` or `(`: without one, only a bare hash can be found in it.
+    pub fn load(&mut self, text: &str) -> bool {
+        self.masks.build(text.as_bytes());
+        bytemask::any(&self.masks.mark) || bytemask::any(&self.masks.open)
+    }
+
+    /// [`TextScanner::scan`] of the text last given to [`TextScanner::load`].
+    pub fn scan_loaded(&mut self, text: &str, emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>)) {
+        if looks_defanged(&self.masks, text.as_bytes()) {
             let mut buffer = std::mem::take(&mut self.refanged);
             refang_into(text, &mut buffer);
-            scan_plain(&buffer, &mut self.scratch, &mut self.url, emit);
+            self.masks.build(buffer.as_bytes());
+            scan_plain(&buffer, &self.masks, &mut self.scratch, &mut self.url, emit);
             self.refanged = buffer;
         } else {
-            scan_plain(text, &mut self.scratch, &mut self.url, emit);
+            scan_plain(text, &self.masks, &mut self.scratch, &mut self.url, emit);
         }
+    }
+}
+
+/// The first `://` at or after `from`, by the text's colons.
+fn next_scheme_separator(masks: &ByteMasks, bytes: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let at = bytemask::next_one(&masks.colon, from)?;
+        if bytes[at + 1..].starts_with(b"//") {
+            return Some(at);
+        }
+        from = at + 1;
     }
 }
 
 fn scan_plain(
     text: &str,
+    masks: &ByteMasks,
     scratch: &mut String,
     url: &mut NormalizedUrl,
     emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>),
@@ -172,8 +192,7 @@ fn scan_plain(
     let bytes = text.as_bytes();
     // URLs first: every "://" with a scheme before it.
     let mut search_from = 0;
-    while let Some(rel) = find_scheme_separator(&bytes[search_from..]) {
-        let sep = search_from + rel;
+    while let Some(sep) = next_scheme_separator(masks, bytes, search_from) {
         let mut start = sep;
         while start > 0
             && (bytes[start - 1].is_ascii_alphanumeric()
@@ -197,35 +216,35 @@ fn scan_plain(
         }
         if start < sep && end > sep + 3 {
             let scheme = &text[start..sep];
-            if scheme.len() <= 10 {
-                if normalize::normalize_url_into(&text[start..end], url) {
-                    emit(IocKind::Url, &url.url, None);
-                }
+            if scheme.len() <= 10 && normalize::normalize_url_into(&text[start..end], url) {
+                emit(IocKind::Url, &url.url, None);
             }
         }
         search_from = end.max(sep + 3);
     }
 
-    // Then every token. Tokens that cannot be an observable (no `.`, `:` or `@`, and too
-    // short for a hash) are skipped without classifying them: `classify_token` would drop them.
-    let mut idx = 0;
-    while idx < bytes.len() {
-        if TOKEN_CLASS[bytes[idx] as usize] == 0 {
-            idx += 1;
-            continue;
-        }
-        let start = idx;
-        let mut class = 0;
-        while idx < bytes.len() {
-            let byte_class = TOKEN_CLASS[bytes[idx] as usize];
-            if byte_class == 0 {
-                break;
+    // Then every token: a maximal run of token bytes. Tokens that cannot be an observable
+    // (no `.`, `:` or `@`, and too short for a hash) are skipped without classifying them:
+    // `classify_token` would drop them.
+    // Token bytes are ASCII, so a token's `start` and `end` are char boundaries.
+    let mut from = 0;
+    if masks.has_long_token() {
+        // Every token, in order.
+        while let Some(start) = bytemask::next_one(&masks.token, from) {
+            let end = bytemask::next_zero(&masks.token, start).min(bytes.len());
+            if end - start >= MIN_BARE_HASH || bytemask::any_in(&masks.mark, start, end) {
+                classify_token(&text[start..end], scratch, emit);
             }
-            class |= byte_class;
-            idx += 1;
+            from = end;
         }
-        if class == MARK || idx - start >= MIN_BARE_HASH {
-            classify_token(&text[start..idx], scratch, emit);
+    } else {
+        // No token is long enough for a bare hash: only the tokens around marks, found from
+        // the marks (most tokens of a log line have none).
+        while let Some(mark) = bytemask::next_one(&masks.mark, from) {
+            let start = bytemask::prev_zero(&masks.token, mark).map_or(0, |gap| gap + 1);
+            let end = bytemask::next_zero(&masks.token, mark).min(bytes.len());
+            classify_token(&text[start..end], scratch, emit);
+            from = end;
         }
     }
 }
@@ -236,7 +255,7 @@ pub fn classify_token(
     scratch: &mut String,
     emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>),
 ) {
-    // Tokens are ASCII (see TOKEN_CLASS), so byte-wise trimming keeps char boundaries.
+    // Tokens are ASCII (see `bytemask`), so byte-wise trimming keeps char boundaries.
     let punctuation = |b: &u8| matches!(b, b'.' | b':' | b'-' | b'_');
     let raw_bytes = raw.as_bytes();
     let start = raw_bytes
@@ -458,5 +477,166 @@ mod tests {
         let mut out = String::new();
         refang_into("hxxp://a[.]b(.)c[:]8080 x[@]y.z [dot] ok", &mut out);
         assert_eq!(out, "http://a.b.c:8080 x@y.z . ok");
+    }
+
+    /// The scanner as it was written first, byte by byte with `memchr` pre-passes: the
+    /// definition the mask-based scanner must agree with, observable for observable.
+    mod byte_by_byte {
+        use super::super::*;
+        use crate::pipeline::normalize::find_scheme_separator;
+
+        fn looks_defanged(text: &str) -> bool {
+            let bytes = text.as_bytes();
+            if let Some(pos) = memchr::memchr3(b'[', b'(', b'{', bytes) {
+                let rest = &bytes[pos..];
+                if memchr::memchr3_iter(b'[', b'(', b'{', rest).any(|at| {
+                    REPLACEMENTS
+                        .iter()
+                        .any(|(pattern, _)| rest[at..].starts_with(pattern))
+                }) {
+                    return true;
+                }
+            }
+            memchr::memchr2_iter(b'x', b'X', bytes).any(|pos| {
+                pos > 0
+                    && bytes[pos - 1].eq_ignore_ascii_case(&b'h')
+                    && bytes
+                        .get(pos + 1)
+                        .is_some_and(|b| b.eq_ignore_ascii_case(&b'x'))
+            })
+        }
+
+        pub fn scan(text: &str) -> Vec<(IocKind, String, Option<IpAddr>)> {
+            let mut found = Vec::new();
+            let mut emit = |kind, value: &str, ip| found.push((kind, value.to_string(), ip));
+            let mut refanged = String::new();
+            let text = if looks_defanged(text) {
+                refang_into(text, &mut refanged);
+                refanged.as_str()
+            } else {
+                text
+            };
+            let (mut scratch, bytes) = (String::new(), text.as_bytes());
+            let mut search_from = 0;
+            while let Some(rel) = find_scheme_separator(&bytes[search_from..]) {
+                let sep = search_from + rel;
+                let mut start = sep;
+                while start > 0
+                    && (bytes[start - 1].is_ascii_alphanumeric()
+                        || bytes[start - 1] == b'+'
+                        || bytes[start - 1] == b'-')
+                {
+                    start -= 1;
+                }
+                let mut end = sep + 3;
+                while end < bytes.len() && !URL_END[bytes[end] as usize] {
+                    end += 1;
+                }
+                while end > sep + 3
+                    && matches!(
+                        bytes[end - 1],
+                        b'.' | b',' | b';' | b':' | b')' | b']' | b'!' | b'?'
+                    )
+                {
+                    end -= 1;
+                }
+                if start < sep && end > sep + 3 && sep - start <= 10 {
+                    if let Some(url) = normalize::normalize_url(&text[start..end]) {
+                        emit(IocKind::Url, &url.url, None);
+                    }
+                }
+                search_from = end.max(sep + 3);
+            }
+            let token =
+                |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'@' | b'-' | b'_');
+            let mut idx = 0;
+            while idx < bytes.len() {
+                if !token(bytes[idx]) {
+                    idx += 1;
+                    continue;
+                }
+                let start = idx;
+                let mut marked = false;
+                while idx < bytes.len() && token(bytes[idx]) {
+                    marked |= matches!(bytes[idx], b'.' | b':' | b'@');
+                    idx += 1;
+                }
+                if marked || idx - start >= MIN_BARE_HASH {
+                    classify_token(&text[start..idx], &mut scratch, &mut emit);
+                }
+            }
+            found
+        }
+    }
+
+    /// Texts built from pieces of observables, defanged marks, separators and non-ASCII, long
+    /// enough to cross the 64-byte words of the masks.
+    fn text_strategy() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            Just("evil.com"),
+            Just("1.2.3.4"),
+            Just("2001:db8::1"),
+            Just("::1"),
+            Just("[.]"),
+            Just("(.)"),
+            Just("{.}"),
+            Just("[dot]"),
+            Just("[:]"),
+            Just("[@]"),
+            Just("hxxp"),
+            Just("HXXPS"),
+            Just("http"),
+            Just("://"),
+            Just("@"),
+            Just("x"),
+            Just("X"),
+            Just("h"),
+            Just(" "),
+            Just("\t"),
+            Just("é"),
+            Just("ü"),
+            Just("["),
+            Just("("),
+            Just("{"),
+            Just("."),
+            Just(":"),
+            Just("-"),
+            Just("_"),
+            Just("/"),
+            Just("\\\\"),
+            Just("'"),
+            Just("\""),
+            Just("a"),
+            Just("0"),
+            Just("f"),
+            Just("5d41402abc4b2a76b9719d911017c592"),
+            Just("user@mail.example.org"),
+            Just(":8080"),
+            Just("?q=1"),
+            Just("ß.de"),
+        ];
+        prop::collection::vec(piece, 0..80).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 4000, .. Default::default() })]
+        #[test]
+        fn masks_scan_equals_byte_by_byte_scan(text in text_strategy()) {
+            let mut found = Vec::new();
+            TextScanner::default().scan(&text, &mut |kind, value, ip| {
+                found.push((kind, value.to_string(), ip))
+            });
+            proptest::prop_assert_eq!(found, byte_by_byte::scan(&text));
+        }
+
+        #[test]
+        fn masks_scan_equals_byte_by_byte_scan_on_any_text(text in ".{0,300}") {
+            let mut found = Vec::new();
+            TextScanner::default().scan(&text, &mut |kind, value, ip| {
+                found.push((kind, value.to_string(), ip))
+            });
+            proptest::prop_assert_eq!(found, byte_by_byte::scan(&text));
+        }
     }
 }
