@@ -292,6 +292,9 @@ impl StrIndex {
 pub struct PrefixMap<V> {
     /// Longest prefix first: the most specific match is reported first.
     v4: Vec<Level<u32, V>>,
+    /// One bit per /16 that holds an IPv4 network of a length from 16 to 31: most addresses
+    /// are in none, and one test then skips those levels (instead of one per level).
+    v4_networks: Box<[u64]>,
     v6: Vec<Level<u128, V>>,
 }
 
@@ -375,6 +378,7 @@ impl<V> Default for PrefixMap<V> {
     fn default() -> Self {
         PrefixMap {
             v4: Vec::new(),
+            v4_networks: vec![0u64; 1024].into_boxed_slice(),
             v6: Vec::new(),
         }
     }
@@ -396,6 +400,9 @@ impl<V> PrefixMap<V> {
                 if let Some(present) = &mut level.present {
                     let slash16 = (bits >> 16) as usize;
                     present[slash16 / 64] |= 1 << (slash16 % 64);
+                    if len < 32 {
+                        self.v4_networks[slash16 / 64] |= 1 << (slash16 % 64);
+                    }
                 }
                 level.slot(bits, init)
             }
@@ -413,7 +420,11 @@ impl<V> PrefixMap<V> {
             IpAddr::V4(v4) => {
                 let bits = u32::from(v4);
                 let slash16 = (bits >> 16) as usize;
+                let in_networks = self.v4_networks[slash16 / 64] & (1 << (slash16 % 64)) != 0;
                 for level in &self.v4 {
+                    if !in_networks && (16..32).contains(&level.len) {
+                        continue;
+                    }
                     if let Some(present) = &level.present {
                         if present[slash16 / 64] & (1 << (slash16 % 64)) == 0 {
                             continue;
@@ -478,10 +489,12 @@ impl<V> PrefixMap<V> {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.v4
-            .iter()
-            .map(|level| level.heap_bytes(5))
-            .sum::<usize>()
+        self.v4_networks.len() * 8
+            + self
+                .v4
+                .iter()
+                .map(|level| level.heap_bytes(5))
+                .sum::<usize>()
             + self
                 .v6
                 .iter()
@@ -586,5 +599,35 @@ mod tests {
         assert_eq!(hits("9.255.255.255"), Vec::<u32>::new());
         assert_eq!(hits("2001:db8:ffff::1"), [3]);
         assert_eq!(hits("2001:db9::1"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn prefix_map_every_ipv4_length_and_its_edges() {
+        // Networks of every length in one map, as a snapshot has them: each contains its
+        // first and last address, and the addresses just outside it are not in it.
+        let mut map: PrefixMap<u32> = PrefixMap::default();
+        let base = |len: u8| 0x5000_0000u32 + (u32::from(len) << 20);
+        for len in 1..=32u8 {
+            let network = crate::pipeline::normalize::mask_u32(base(len), len);
+            *map.slot(IpAddr::from(network.to_be_bytes()), len, || 0) = u32::from(len);
+        }
+        map.shrink();
+        for len in 8..=32u8 {
+            let first = crate::pipeline::normalize::mask_u32(base(len), len);
+            let last = first | u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+            let lengths = |addr: u32| {
+                let mut out = Vec::new();
+                map.for_each_containing(IpAddr::from(addr.to_be_bytes()), |at, _| out.push(at));
+                out
+            };
+            for addr in [first, last] {
+                assert!(lengths(addr).contains(&len), "/{len} at {addr:#x}");
+            }
+            for addr in [first.wrapping_sub(1), last.wrapping_add(1)] {
+                let network = crate::pipeline::normalize::mask_u32(addr, len);
+                let own = crate::pipeline::normalize::mask_u32(base(len), len);
+                assert_eq!(lengths(addr).contains(&len), network == own, "/{len} at {addr:#x}");
+            }
+        }
     }
 }
