@@ -760,6 +760,10 @@ fn members<const N: usize>(nodes: &[Node<'_>], idx: usize, names: [&str; N]) -> 
         let value_idx = child + 1;
         if let Some(at) = names.iter().position(|name| name == key) {
             found[at].get_or_insert(value_idx);
+            if found.iter().all(Option::is_some) {
+                // Each name's first member is found: the rest cannot change the answer.
+                break;
+            }
         }
         child = value_idx + span(nodes, value_idx);
     }
