@@ -626,7 +626,11 @@ mod tests {
             for addr in [first.wrapping_sub(1), last.wrapping_add(1)] {
                 let network = crate::pipeline::normalize::mask_u32(addr, len);
                 let own = crate::pipeline::normalize::mask_u32(base(len), len);
-                assert_eq!(lengths(addr).contains(&len), network == own, "/{len} at {addr:#x}");
+                assert_eq!(
+                    lengths(addr).contains(&len),
+                    network == own,
+                    "/{len} at {addr:#x}"
+                );
             }
         }
     }

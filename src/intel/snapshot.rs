@@ -276,20 +276,32 @@ impl IntelSnapshot {
         }
     }
 
-    /// Starts loading what writing `attribute` out reads besides its record: its value, its
-    /// event and the event's texts, its tag lists. The loads then overlap instead of
-    /// stalling one after the other (a hint; no effect on any result).
+    /// Starts loading what [`IntelSnapshot::attribute`] reads besides the record (loaded by
+    /// now, see [`IntelSnapshot::prefetch_record`]): the value text, the event, the tag list.
+    /// A hint; no effect on any result.
+    pub fn prefetch_attribute(&self, id: u32) {
+        let Some(record) = self.records.get(id as usize) else {
+            return;
+        };
+        if let Some(value) = self.arena.as_bytes().get(record.value.0 as usize) {
+            index::prefetch(value);
+        }
+        if let Some(event) = self.events.get(record.event as usize) {
+            index::prefetch(event);
+        }
+        if let Some(tags) = self.tag_refs.get(record.tags.0 as usize) {
+            index::prefetch(tags);
+        }
+    }
+
+    /// Starts loading what writing `attribute` out reads besides [`IntelSnapshot::attribute`]:
+    /// the event's texts and tags (a hint; no effect on any result).
     pub fn prefetch_attribute_data(&self, attribute: &Attribute<'_>) {
-        index::prefetch(attribute.value);
         let event = attribute.event;
-        index::prefetch(event);
         for text in [&event.id, &event.uuid, &event.info, &event.threat_level_id] {
             index::prefetch(&**text);
         }
         index::prefetch(&*event.tags);
-        if let Some(tags) = self.tag_refs.get(attribute.tags.0 as usize) {
-            index::prefetch(tags);
-        }
     }
 
     pub fn attribute(&self, id: u32) -> Attribute<'_> {
@@ -386,16 +398,30 @@ impl IntelSnapshot {
 
     /// Hosts: `domain` attributes for the host and each parent, `hostname` attributes exact.
     pub fn match_host(&self, host: &str, found: &mut dyn FnMut(u32)) {
-        self.match_key(IocKind::Domain, host, index::key_hash(host), found);
+        self.match_key(IocKind::Domain, host, None, found);
     }
 
     /// The lookup of a string observable of `kind` (every kind but IPs, which take
-    /// [`IntelSnapshot::match_ip`]) whose [`index::key_hash`] is `hash`: the `match_*` of
-    /// its kind, without hashing the value again. A URL's path is not looked up here.
+    /// [`IntelSnapshot::match_ip`]): the `match_*` of its kind. `hash` is the value's
+    /// [`index::key_hash`] when already known (from [`IntelSnapshot::prefetch`]); otherwise
+    /// it is computed, unless no index of the kind holds anything. A URL's path is not looked
+    /// up here.
     #[inline]
-    pub fn match_key(&self, kind: IocKind, value: &str, hash: u64, found: &mut dyn FnMut(u32)) {
+    pub fn match_key(
+        &self,
+        kind: IocKind,
+        value: &str,
+        hash: Option<u64>,
+        found: &mut dyn FnMut(u32),
+    ) {
         let index = match kind {
-            IocKind::Domain => return self.match_host_hashed(value, hash, found),
+            IocKind::Domain => {
+                if self.hostname.is_empty() && self.domain.is_empty() {
+                    return;
+                }
+                let hash = hash.unwrap_or_else(|| index::key_hash(value));
+                return self.match_host_hashed(value, hash, found);
+            }
             IocKind::Ip => return,
             IocKind::Url => &self.url,
             IocKind::UriPath => &self.uri,
@@ -404,6 +430,10 @@ impl IntelSnapshot {
             IocKind::Filename => &self.filename,
             IocKind::Text => &self.text,
         };
+        if index.is_empty() {
+            return;
+        }
+        let hash = hash.unwrap_or_else(|| index::key_hash(value));
         self.emit(index.get_hashed(value, hash), found);
     }
 
@@ -422,33 +452,34 @@ impl IntelSnapshot {
     }
 
     pub fn match_url(&self, url: &str, found: &mut dyn FnMut(u32)) {
-        self.match_key(IocKind::Url, url, index::key_hash(url), found);
+        self.match_key(IocKind::Url, url, None, found);
     }
 
     pub fn match_uri(&self, path: &str, found: &mut dyn FnMut(u32)) {
-        self.match_key(IocKind::UriPath, path, index::key_hash(path), found);
+        self.match_key(IocKind::UriPath, path, None, found);
     }
 
     pub fn match_email(&self, email: &str, found: &mut dyn FnMut(u32)) {
-        self.match_key(IocKind::Email, email, index::key_hash(email), found);
+        self.match_key(IocKind::Email, email, None, found);
     }
 
     pub fn match_hash(&self, hash: &str, found: &mut dyn FnMut(u32)) {
-        self.match_key(IocKind::Hash, hash, index::key_hash(hash), found);
+        self.match_key(IocKind::Hash, hash, None, found);
     }
 
     pub fn match_filename(&self, name: &str, found: &mut dyn FnMut(u32)) {
-        self.match_key(IocKind::Filename, name, index::key_hash(name), found);
+        self.match_key(IocKind::Filename, name, None, found);
     }
 
     pub fn match_text(&self, text: &str, found: &mut dyn FnMut(u32)) {
-        self.match_key(IocKind::Text, text, index::key_hash(text), found);
+        self.match_key(IocKind::Text, text, None, found);
     }
 
     /// Starts loading what the `match_*` lookups of one observable will read (the filter
     /// blocks of its indexes), so that matching it a little later does not stall on memory.
     /// A hint only: no effect on any result. Returns the value's [`index::key_hash`] for
-    /// [`IntelSnapshot::match_key`] (0, unused, for an IP).
+    /// [`IntelSnapshot::match_key`]; 0 (not computed) for an IP, or when no index of the
+    /// kind holds anything.
     #[inline]
     pub fn prefetch(&self, kind: IocKind, value: &str, ip: Option<IpAddr>) -> u64 {
         let index = match kind {
@@ -459,6 +490,9 @@ impl IntelSnapshot {
                 return 0;
             }
             IocKind::Domain => {
+                if self.hostname.is_empty() && self.domain.is_empty() {
+                    return 0;
+                }
                 let hash = index::key_hash(value);
                 self.hostname.prefetch_hashed(hash);
                 self.domain.prefetch_hashed(hash);
@@ -478,6 +512,9 @@ impl IntelSnapshot {
             IocKind::Filename => &self.filename,
             IocKind::Text => &self.text,
         };
+        if index.is_empty() {
+            return 0;
+        }
         let hash = index::key_hash(value);
         index.prefetch_hashed(hash);
         hash

@@ -91,42 +91,50 @@ impl<'o> Object<'o> {
         Object { out, first: true }
     }
 
-    fn key(&mut self, key: &str) -> &mut Vec<u8> {
+    /// Keys are this crate's own field names: nothing in them needs escaping.
+    fn key(&mut self, key: &'static str) -> &mut Vec<u8> {
+        debug_assert!(key.bytes().all(|b| ESCAPE[usize::from(b)] == 0), "{key}");
         if !self.first {
             self.out.push(b',');
         }
         self.first = false;
-        write_str(self.out, key);
-        self.out.push(b':');
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
         self.out
     }
 
-    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
+    pub fn str(&mut self, key: &'static str, value: &str) -> &mut Self {
         let out = self.key(key);
         write_str(out, value);
         self
     }
 
-    pub fn raw(&mut self, key: &str, json: &[u8]) -> &mut Self {
+    pub fn raw(&mut self, key: &'static str, json: &[u8]) -> &mut Self {
         self.key(key).extend_from_slice(json);
         self
     }
 
-    pub fn uint(&mut self, key: &str, value: u64) -> &mut Self {
+    pub fn uint(&mut self, key: &'static str, value: u64) -> &mut Self {
         let out = self.key(key);
         write_uint(out, value);
         self
     }
 
     /// `"key":{"inner":value}`.
-    pub fn one(&mut self, key: &str, inner: &str, value: &str) -> &mut Self {
+    pub fn one(&mut self, key: &'static str, inner: &str, value: &str) -> &mut Self {
+        // `inner` can come from the data (a MISP type): written as any string is.
         let out = self.key(key);
-        Object::begin(out).str(inner, value).end();
+        out.push(b'{');
+        write_str(out, inner);
+        out.push(b':');
+        write_str(out, value);
+        out.push(b'}');
         self
     }
 
     /// Opens a nested object under `key`; end it before writing to `self` again.
-    pub fn object(&mut self, key: &str) -> Object<'_> {
+    pub fn object(&mut self, key: &'static str) -> Object<'_> {
         Object::begin(self.key(key))
     }
 

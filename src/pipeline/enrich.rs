@@ -71,12 +71,15 @@ pub fn write_enriched(
     out: &mut Vec<u8>,
 ) {
     out.clear();
+    // What the enrichment reads lies scattered over a large snapshot: start the loads early,
+    // so that they overlap with each other and with copying the alert.
+    for hit in hits {
+        snapshot.prefetch_attribute(hit.attribute);
+    }
     let attributes: Vec<Attribute<'_>> = hits
         .iter()
         .map(|hit| snapshot.attribute(hit.attribute))
         .collect();
-    // What the enrichment reads lies scattered over a large snapshot: start every load now,
-    // so that they overlap with each other and with copying the alert.
     for attribute in &attributes {
         snapshot.prefetch_attribute_data(attribute);
     }

@@ -1,7 +1,6 @@
 //! Match: observables × the current snapshot → hits. Pure: no IO, no allocation in the
 //! steady state, every matching attribute reported once.
 
-use crate::intel::index::key_hash;
 use crate::intel::IntelSnapshot;
 use crate::model::observable::IocKind;
 use crate::pipeline::extract::Extraction;
@@ -39,11 +38,7 @@ impl Matcher {
             let observable = extraction.get(idx);
             let candidates = &mut self.candidates;
             let mut found = |attribute: u32| candidates.push((attribute, idx as u32));
-            let hash = || {
-                extraction
-                    .key_hash(idx)
-                    .unwrap_or_else(|| key_hash(observable.value))
-            };
+            let hash = extraction.key_hash(idx);
             match observable.kind {
                 IocKind::Ip => {
                     if let Some(ip) = observable.ip {
@@ -51,7 +46,7 @@ impl Matcher {
                     }
                 }
                 IocKind::Url => {
-                    snapshot.match_key(IocKind::Url, observable.value, hash(), &mut found);
+                    snapshot.match_key(IocKind::Url, observable.value, hash, &mut found);
                     if let Some(path) = url_path(observable.value) {
                         snapshot.match_uri(path, &mut found);
                         if let Some((bare, _)) = path.split_once('?') {
@@ -60,12 +55,12 @@ impl Matcher {
                     }
                 }
                 IocKind::UriPath => {
-                    snapshot.match_key(IocKind::UriPath, observable.value, hash(), &mut found);
+                    snapshot.match_key(IocKind::UriPath, observable.value, hash, &mut found);
                     if let Some((bare, _)) = observable.value.split_once('?') {
                         snapshot.match_uri(bare, &mut found);
                     }
                 }
-                kind => snapshot.match_key(kind, observable.value, hash(), &mut found),
+                kind => snapshot.match_key(kind, observable.value, hash, &mut found),
             }
         }
         if snapshot.has_automaton() {
