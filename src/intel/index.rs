@@ -454,7 +454,14 @@ impl<V> PrefixMap<V> {
         match addr {
             IpAddr::V4(v4) => {
                 let bits = u32::from(v4);
+                let slash16 = (bits >> 16) as usize;
+                prefetch(&self.v4_networks[slash16 / 64]);
                 for level in &self.v4 {
+                    if let Some(present) = &level.present {
+                        if level.len == 32 {
+                            prefetch(&present[slash16 / 64]);
+                        }
+                    }
                     level.prefetch(crate::pipeline::normalize::mask_u32(bits, level.len));
                 }
             }

@@ -562,7 +562,7 @@ impl Extractor {
     }
 
     fn leaf(&mut self, role: Role, text: &str, out: &mut Sink<'_>) {
-        let value = text.trim();
+        let value = normalize::trim(text);
         if value.is_empty() || value == "-" || value == "null" {
             return;
         }

@@ -159,7 +159,7 @@ impl Processor {
             started: Instant::now(),
             stages: [Duration::ZERO; 4],
         });
-        if payload.iter().all(|b| b.is_ascii_whitespace()) {
+        if payload.is_empty() {
             return Outcome::DeadLetter(DecodeError::Empty);
         }
         if payload.len() > self.options.max_message_bytes {
@@ -178,6 +178,11 @@ impl Processor {
             .unwrap_or_else(|| Tape::null().reset())
             .reset();
         let result = match simd_json::fill_tape(&mut self.input, &mut self.buffers, &mut tape) {
+            // Whitespace alone is not JSON: told apart only here, so that valid messages are
+            // not read an extra time.
+            Err(_) if payload.iter().all(|b| b.is_ascii_whitespace()) => {
+                Outcome::DeadLetter(DecodeError::Empty)
+            }
             Err(err) => Outcome::DeadLetter(DecodeError::InvalidJson(err.to_string())),
             Ok(()) => match locate_alert(&tape.0, &self.options.nested_keys) {
                 Err(err) => Outcome::DeadLetter(err),

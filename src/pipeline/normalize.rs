@@ -5,11 +5,21 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// `text.trim()`, without walking characters when neither end is whitespace (most values).
+#[inline]
+pub fn trim(text: &str) -> &str {
+    let ascii_solid = |byte: u8| byte < 0x80 && !char::from(byte).is_whitespace();
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(&first), Some(&last)) if ascii_solid(first) && ascii_solid(last) => text,
+        _ => text.trim(),
+    }
+}
+
 /// Parses an IP address in any of the forms Wazuh alerts carry: plain v4/v6, uncompressed v6,
 /// IPv4-mapped v6 (dotted or hex), `a.b.c.d:port`, `[v6]:port`, `v6%zone`. IPv4-mapped
 /// addresses become the IPv4 address.
 pub fn parse_ip(raw: &str) -> Option<IpAddr> {
-    let text = raw.trim();
+    let text = trim(raw);
     if text.is_empty() || text.len() > 64 {
         return None;
     }
@@ -102,26 +112,17 @@ pub fn write_ip(ip: &IpAddr, out: &mut String) {
     out.clear();
     match ip {
         IpAddr::V4(v4) => {
-            let mut buf = [0u8; 15];
+            // Each octet's decimal digits (and a '.') from a table, copied whole; the length
+            // decides how far the next one starts. No branch per digit.
+            let mut buf = [0u8; 16];
             let mut len = 0;
-            for (idx, octet) in v4.octets().into_iter().enumerate() {
-                if idx > 0 {
-                    buf[len] = b'.';
-                    len += 1;
-                }
-                if octet >= 100 {
-                    buf[len] = b'0' + octet / 100;
-                    len += 1;
-                }
-                if octet >= 10 {
-                    buf[len] = b'0' + (octet / 10) % 10;
-                    len += 1;
-                }
-                buf[len] = b'0' + octet % 10;
-                len += 1;
+            for octet in v4.octets() {
+                let (digits, n) = OCTET_TEXT[usize::from(octet)];
+                buf[len..len + 4].copy_from_slice(&digits);
+                len += n;
             }
-            // Only ASCII digits and dots were written.
-            out.push_str(std::str::from_utf8(&buf[..len]).unwrap_or_default());
+            // Only ASCII digits and dots were written; the last '.' is not part of it.
+            out.push_str(std::str::from_utf8(&buf[..len - 1]).unwrap_or_default());
         }
         IpAddr::V6(_) => {
             use std::fmt::Write;
@@ -129,6 +130,31 @@ pub fn write_ip(ip: &IpAddr, out: &mut String) {
         }
     }
 }
+
+/// The decimal text of each octet value followed by '.', padded to 4 bytes, and its length.
+const fn octet_text_table() -> [([u8; 4], usize); 256] {
+    let mut table = [([0u8; 4], 0usize); 256];
+    let mut value = 0;
+    while value < 256 {
+        let octet = value as u8;
+        let mut digits = [0u8; 4];
+        let mut len = 0;
+        if octet >= 100 {
+            digits[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            digits[len] = b'0' + (octet / 10) % 10;
+            len += 1;
+        }
+        digits[len] = b'0' + octet % 10;
+        digits[len + 1] = b'.';
+        table[value] = (digits, len + 2);
+        value += 1;
+    }
+    table
+}
+static OCTET_TEXT: [([u8; 4], usize); 256] = octet_text_table();
 
 /// Addresses that are never IOCs of a remote party: loopback and unspecified.
 pub fn is_noise_ip(addr: &IpAddr) -> bool {
@@ -167,7 +193,7 @@ pub fn is_private_or_reserved(addr: &IpAddr) -> bool {
 /// Parses a CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a bare address (a /32 or /128).
 /// Returns the network address (host bits cleared) and the prefix length.
 pub fn parse_cidr(raw: &str) -> Option<(IpAddr, u8)> {
-    let text = raw.trim();
+    let text = trim(raw);
     match text.split_once('/') {
         None => parse_ip(text).map(|ip| {
             let len = if ip.is_ipv4() { 32 } else { 128 };
@@ -236,7 +262,7 @@ pub fn normalize_domain_into(raw: &str, out: &mut String) -> bool {
 
 /// `raw` trimmed and without trailing dots, when that is shaped like a domain (case kept).
 fn domain_text(raw: &str) -> Option<&str> {
-    let text = raw.trim().trim_end_matches('.');
+    let text = trim(raw).trim_end_matches('.');
     is_domain_shape(text).then_some(text)
 }
 
@@ -320,7 +346,7 @@ pub fn normalize_url(raw: &str) -> Option<NormalizedUrl> {
 
 /// `normalize_url` into a reused value; false (value unspecified) when not a URL.
 pub fn normalize_url_into(raw: &str, out: &mut NormalizedUrl) -> bool {
-    let text = raw.trim();
+    let text = trim(raw);
     let Some(sep) = find_scheme_separator(text.as_bytes()) else {
         return false;
     };
@@ -437,7 +463,7 @@ pub fn normalize_hash(raw: &str) -> Option<String> {
 
 /// `normalize_hash` into a reused buffer; false when not a hash.
 pub fn normalize_hash_into(raw: &str, out: &mut String) -> bool {
-    let text = raw.trim();
+    let text = trim(raw);
     out.clear();
     // Plain hex (the common case): validated once, copied and lower-cased in bulk.
     if is_all_hex(text.as_bytes()) {
@@ -494,7 +520,7 @@ pub fn normalize_email(raw: &str) -> Option<String> {
 /// `normalize_email` into a reused buffer: the byte offset of the domain in `out`, or `None`
 /// (buffer unspecified) when not an address.
 pub fn normalize_email_into(raw: &str, out: &mut String) -> Option<usize> {
-    let text = raw.trim().trim_start_matches("mailto:");
+    let text = trim(raw).trim_start_matches("mailto:");
     let at = memchr::memrchr(b'@', text.as_bytes())?;
     let (local, domain) = (&text[..at], &text[at + 1..]);
     if local.is_empty()
@@ -545,8 +571,12 @@ pub fn normalize_filename(raw: &str) -> Option<String> {
 /// `normalize_filename` into a reused buffer; false when there is no file name.
 pub fn normalize_filename_into(raw: &str, out: &mut String) -> bool {
     // The basename is after the last separator; doubled backslashes do not change that.
-    let path = raw.trim().trim_matches('"');
-    let base = path.rsplit(['\\', '/']).next().unwrap_or("").trim();
+    let path = trim(raw).trim_matches('"');
+    let base = match memchr::memrchr2(b'\\', b'/', path.as_bytes()) {
+        // An ASCII separator: the byte after it starts a character.
+        Some(at) => trim(&path[at + 1..]),
+        None => trim(path),
+    };
     if base.is_empty() || base == "-" || base.len() > 255 {
         return false;
     }
@@ -569,7 +599,7 @@ pub fn normalize_text(raw: &str) -> Option<String> {
 
 /// `normalize_text` into a reused buffer; false (buffer unspecified) when too short.
 pub fn normalize_text_into(raw: &str, out: &mut String) -> bool {
-    let text = raw.trim();
+    let text = trim(raw);
     if text.len() < 3 || text == "-" {
         return false;
     }
@@ -602,6 +632,26 @@ pub fn normalize_text_into(raw: &str, out: &mut String) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trim_is_str_trim() {
+        // Every ASCII byte and some Unicode spaces and letters, at either end and both.
+        let mut ends: Vec<String> = (0u8..0x80).map(|b| char::from(b).to_string()).collect();
+        ends.extend(["\u{85}", "\u{a0}", "\u{2028}", "\u{3000}", "é", "日"].map(String::from));
+        for left in &ends {
+            for right in &ends {
+                for text in [
+                    format!("{left}x{right}"),
+                    format!("{left}{right}"),
+                    format!("{left}"),
+                    format!("{left} a b {right}"),
+                ] {
+                    assert_eq!(trim(&text), text.trim(), "{text:?}");
+                }
+            }
+        }
+        assert_eq!(trim(""), "");
+    }
 
     /// The fast IPv4 path accepts exactly what `Ipv4Addr`'s parser does (with or without a
     /// port), so it never changes what `parse_ip` finds.
@@ -669,6 +719,14 @@ mod tests {
             let ip = IpAddr::V4(Ipv4Addr::from(bits));
             write_ip(&ip, &mut out);
             assert_eq!(out, ip.to_string());
+        }
+        // Every octet value in every position.
+        for value in 0..=255u32 {
+            for position in 0..4 {
+                let ip = IpAddr::V4(Ipv4Addr::from(value << (8 * position) | 0x0102_0304));
+                write_ip(&ip, &mut out);
+                assert_eq!(out, ip.to_string());
+            }
         }
     }
 
