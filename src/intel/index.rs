@@ -96,10 +96,20 @@ impl Filter {
     fn locate(&self, hash: u64) -> (usize, [u32; 8]) {
         // Remix: the high half picks the block, the low half the bits.
         let hash = hash.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let block = (((hash >> 32) * self.blocks.len() as u64) >> 32) as usize;
         let low = hash as u32;
         let masks = SALT.map(|salt| 1u32 << (low.wrapping_mul(salt) >> 27));
-        (block, masks)
+        (self.block_of_mixed(hash), masks)
+    }
+
+    /// The block of a key hash (what `locate` gives, without the masks).
+    #[inline]
+    fn block_of(&self, hash: u64) -> usize {
+        self.block_of_mixed(hash.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    }
+
+    #[inline]
+    fn block_of_mixed(&self, mixed: u64) -> usize {
+        (((mixed >> 32) * self.blocks.len() as u64) >> 32) as usize
     }
 
     pub fn insert(&mut self, hash: u64) {
@@ -134,7 +144,7 @@ impl Filter {
     /// Asks the CPU to start loading the block of a key hash (see [`StrIndex::prefetch`]).
     #[inline]
     pub fn prefetch(&self, hash: u64) {
-        prefetch(&self.blocks[self.locate(hash).0]);
+        prefetch(&self.blocks[self.block_of(hash)]);
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -456,18 +466,17 @@ impl<V> PrefixMap<V> {
                 let bits = u32::from(v4);
                 let slash16 = (bits >> 16) as usize;
                 prefetch(&self.v4_networks[slash16 / 64]);
-                for level in &self.v4 {
+                // Only the large levels have filters (the small ones stay in cache).
+                for level in self.v4.iter().filter(|level| level.filter.is_some()) {
                     if let Some(present) = &level.present {
-                        if level.len == 32 {
-                            prefetch(&present[slash16 / 64]);
-                        }
+                        prefetch(&present[slash16 / 64]);
                     }
                     level.prefetch(crate::pipeline::normalize::mask_u32(bits, level.len));
                 }
             }
             IpAddr::V6(v6) => {
                 let bits = u128::from(v6);
-                for level in &self.v6 {
+                for level in self.v6.iter().filter(|level| level.filter.is_some()) {
                     level.prefetch(crate::pipeline::normalize::mask_u128(bits, level.len));
                 }
             }

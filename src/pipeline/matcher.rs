@@ -49,14 +49,14 @@ impl Matcher {
                     snapshot.match_key(IocKind::Url, observable.value, hash, &mut found);
                     if let Some(path) = url_path(observable.value) {
                         snapshot.match_uri(path, &mut found);
-                        if let Some((bare, _)) = path.split_once('?') {
+                        if let Some(bare) = without_query(path) {
                             snapshot.match_uri(bare, &mut found);
                         }
                     }
                 }
                 IocKind::UriPath => {
                     snapshot.match_key(IocKind::UriPath, observable.value, hash, &mut found);
-                    if let Some((bare, _)) = observable.value.split_once('?') {
+                    if let Some(bare) = without_query(observable.value) {
                         snapshot.match_uri(bare, &mut found);
                     }
                 }
@@ -98,6 +98,12 @@ impl Matcher {
 /// The path (and query) of a normalised URL: everything from the first `/` after `://`.
 fn url_path(url: &str) -> Option<&str> {
     let after_scheme = crate::pipeline::normalize::find_scheme_separator(url.as_bytes())? + 3;
-    let start = url[after_scheme..].find('/')? + after_scheme;
+    // '/' and '?' are ASCII: the positions memchr finds are char boundaries.
+    let start = memchr::memchr(b'/', &url.as_bytes()[after_scheme..])? + after_scheme;
     Some(&url[start..])
+}
+
+/// A path without its query, when it has one.
+fn without_query(path: &str) -> Option<&str> {
+    memchr::memchr(b'?', path.as_bytes()).map(|at| &path[..at])
 }
