@@ -84,13 +84,17 @@ impl Extraction {
         }
     }
 
-    /// The `key_hash` of the `idx`-th observable's value, when extraction computed it (to
-    /// prefetch for it): matching then need not hash the value again.
-    pub fn key_hash(&self, idx: usize) -> Option<u64> {
-        self.items
-            .get(idx)
-            .map(|item| item.hash)
-            .filter(|hash| *hash != 0)
+    /// What matching reads of the `idx`-th observable: kind, value, address, and the value's
+    /// `key_hash` when extraction computed it (to prefetch for it), so that matching need not
+    /// hash the value again.
+    pub fn for_matching(&self, idx: usize) -> (IocKind, &str, Option<IpAddr>, Option<u64>) {
+        let item = &self.items[idx];
+        (
+            item.kind,
+            &self.arena[item.value.0 as usize..item.value.1 as usize],
+            item.ip,
+            (item.hash != 0).then_some(item.hash),
+        )
     }
 
     /// `agent.id`, when the alert has one.

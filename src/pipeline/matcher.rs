@@ -35,19 +35,18 @@ impl Matcher {
         }
         self.candidates.clear();
         for idx in 0..extraction.len() {
-            let observable = extraction.get(idx);
+            let (kind, value, ip, hash) = extraction.for_matching(idx);
             let candidates = &mut self.candidates;
             let mut found = |attribute: u32| candidates.push((attribute, idx as u32));
-            let hash = extraction.key_hash(idx);
-            match observable.kind {
+            match kind {
                 IocKind::Ip => {
-                    if let Some(ip) = observable.ip {
+                    if let Some(ip) = ip {
                         snapshot.match_ip(ip, &mut found);
                     }
                 }
                 IocKind::Url => {
-                    snapshot.match_key(IocKind::Url, observable.value, hash, &mut found);
-                    if let Some(path) = url_path(observable.value) {
+                    snapshot.match_key(IocKind::Url, value, hash, &mut found);
+                    if let Some(path) = url_path(value) {
                         snapshot.match_uri(path, &mut found);
                         if let Some(bare) = without_query(path) {
                             snapshot.match_uri(bare, &mut found);
@@ -55,12 +54,12 @@ impl Matcher {
                     }
                 }
                 IocKind::UriPath => {
-                    snapshot.match_key(IocKind::UriPath, observable.value, hash, &mut found);
-                    if let Some(bare) = without_query(observable.value) {
+                    snapshot.match_key(IocKind::UriPath, value, hash, &mut found);
+                    if let Some(bare) = without_query(value) {
                         snapshot.match_uri(bare, &mut found);
                     }
                 }
-                kind => snapshot.match_key(kind, observable.value, hash, &mut found),
+                kind => snapshot.match_key(kind, value, hash, &mut found),
             }
         }
         if snapshot.has_automaton() {
@@ -77,7 +76,7 @@ impl Matcher {
             }
             // Automaton hits were warninglist-checked when the snapshot was built.
             if (observable as usize) < extraction.len() && snapshot.warninglists().is_some() {
-                let value = extraction.get(observable as usize).value;
+                let value = extraction.for_matching(observable as usize).1;
                 if snapshot
                     .warninglisted(value, snapshot.attribute(attribute).misp_type)
                     .is_some()
