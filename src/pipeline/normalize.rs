@@ -643,7 +643,7 @@ mod tests {
                 for text in [
                     format!("{left}x{right}"),
                     format!("{left}{right}"),
-                    format!("{left}"),
+                    left.to_string(),
                     format!("{left} a b {right}"),
                 ] {
                     assert_eq!(trim(&text), text.trim(), "{text:?}");
