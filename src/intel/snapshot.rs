@@ -446,7 +446,7 @@ impl IntelSnapshot {
         }
         self.emit(self.domain.get_hashed(host, hash), found);
         // Parents down to the registrable level; a bare TLD is never a MISP domain.
-        for parent in normalize::parent_domains(host).filter(|parent| parent.contains('.')) {
+        for parent in normalize::dotted_parent_domains(host) {
             self.emit(self.domain.get(parent), found);
         }
     }
@@ -497,9 +497,7 @@ impl IntelSnapshot {
                 self.hostname.prefetch_hashed(hash);
                 self.domain.prefetch_hashed(hash);
                 if !self.domain.is_empty() {
-                    for parent in
-                        normalize::parent_domains(value).filter(|parent| parent.contains('.'))
-                    {
+                    for parent in normalize::dotted_parent_domains(value) {
                         self.domain.prefetch(parent);
                     }
                 }

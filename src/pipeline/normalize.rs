@@ -303,6 +303,15 @@ fn label_ok(label: &[u8]) -> bool {
 
 /// Parent domains of a normalised host, nearest first: `a.b.evil.com` gives `b.evil.com`,
 /// `evil.com`, `com`.
+/// The parents of `host` that still have a dot (`b.evil.com`, `evil.com`; not `com`): the
+/// ones a MISP `domain` attribute can be.
+pub fn dotted_parent_domains(host: &str) -> impl Iterator<Item = &str> {
+    let last_dot = memchr::memrchr(b'.', host.as_bytes()).unwrap_or(0);
+    memchr::memchr_iter(b'.', host.as_bytes())
+        .take_while(move |&idx| idx < last_dot)
+        .map(move |idx| &host[idx + 1..])
+}
+
 pub fn parent_domains(host: &str) -> impl Iterator<Item = &str> {
     // A '.' byte is always a whole character in UTF-8, so `idx + 1` is a char boundary.
     memchr::memchr_iter(b'.', host.as_bytes()).map(move |idx| &host[idx + 1..])
@@ -799,6 +808,11 @@ mod tests {
             ".",
         ] {
             assert_eq!(normalize_domain(bad), None, "{bad:?}");
+        }
+        for host in ["a.b.evil.com", "evil.com", "com", "", ".", "a..b.c", ".evil.com", "evil.com."] {
+            let dotted: Vec<_> = dotted_parent_domains(host).collect();
+            let want: Vec<_> = parent_domains(host).filter(|p| p.contains('.')).collect();
+            assert_eq!(dotted, want, "{host:?}");
         }
         let parents: Vec<_> = parent_domains("a.b.evil.com").collect();
         assert_eq!(parents, ["b.evil.com", "evil.com", "com"]);
