@@ -401,6 +401,19 @@ impl IntelSnapshot {
         self.match_key(IocKind::Domain, host, None, found);
     }
 
+    /// The one string index of an observable kind (domains have two, IPs none).
+    fn str_index(&self, kind: IocKind) -> Option<&StrIndex> {
+        match kind {
+            IocKind::Url => Some(&self.url),
+            IocKind::UriPath => Some(&self.uri),
+            IocKind::Email => Some(&self.email),
+            IocKind::Hash => Some(&self.hash),
+            IocKind::Filename => Some(&self.filename),
+            IocKind::Text => Some(&self.text),
+            IocKind::Ip | IocKind::Domain => None,
+        }
+    }
+
     /// The lookup of a string observable of `kind` (every kind but IPs, which take
     /// [`IntelSnapshot::match_ip`]): the `match_*` of its kind. `hash` is the value's
     /// [`index::key_hash`] when already known (from [`IntelSnapshot::prefetch`]); otherwise
@@ -422,17 +435,11 @@ impl IntelSnapshot {
                 let hash = hash.unwrap_or_else(|| index::key_hash(value));
                 return self.match_host_hashed(value, hash, found);
             }
-            IocKind::Ip => return,
-            IocKind::Url => &self.url,
-            IocKind::UriPath => &self.uri,
-            IocKind::Email => &self.email,
-            IocKind::Hash => &self.hash,
-            IocKind::Filename => &self.filename,
-            IocKind::Text => &self.text,
+            kind => match self.str_index(kind) {
+                Some(index) if !index.is_empty() => index,
+                _ => return,
+            },
         };
-        if index.is_empty() {
-            return;
-        }
         let hash = hash.unwrap_or_else(|| index::key_hash(value));
         self.emit(index.get_hashed(value, hash), found);
     }
@@ -503,16 +510,11 @@ impl IntelSnapshot {
                 }
                 return hash;
             }
-            IocKind::Url => &self.url,
-            IocKind::UriPath => &self.uri,
-            IocKind::Email => &self.email,
-            IocKind::Hash => &self.hash,
-            IocKind::Filename => &self.filename,
-            IocKind::Text => &self.text,
+            kind => match self.str_index(kind) {
+                Some(index) if !index.is_empty() => index,
+                _ => return 0,
+            },
         };
-        if index.is_empty() {
-            return 0;
-        }
         let hash = index::key_hash(value);
         index.prefetch_hashed(hash);
         hash

@@ -809,7 +809,16 @@ mod tests {
         ] {
             assert_eq!(normalize_domain(bad), None, "{bad:?}");
         }
-        for host in ["a.b.evil.com", "evil.com", "com", "", ".", "a..b.c", ".evil.com", "evil.com."] {
+        for host in [
+            "a.b.evil.com",
+            "evil.com",
+            "com",
+            "",
+            ".",
+            "a..b.c",
+            ".evil.com",
+            "evil.com.",
+        ] {
             let dotted: Vec<_> = dotted_parent_domains(host).collect();
             let want: Vec<_> = parent_domains(host).filter(|p| p.contains('.')).collect();
             assert_eq!(dotted, want, "{host:?}");

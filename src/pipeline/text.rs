@@ -182,6 +182,33 @@ fn next_scheme_separator(masks: &ByteMasks, bytes: &[u8], mut from: usize) -> Op
     }
 }
 
+/// The extent of the URL whose `://` is at `sep`: back over the scheme's characters, forward
+/// to the next byte that ends a URL, trailing sentence punctuation dropped.
+fn url_around(bytes: &[u8], sep: usize) -> (usize, usize) {
+    let mut start = sep;
+    while start > 0
+        && (bytes[start - 1].is_ascii_alphanumeric()
+            || bytes[start - 1] == b'+'
+            || bytes[start - 1] == b'-')
+    {
+        start -= 1;
+    }
+    let mut end = sep + 3;
+    while end < bytes.len() && !URL_END[bytes[end] as usize] {
+        end += 1;
+    }
+    // Trailing punctuation is sentence, not URL.
+    while end > sep + 3
+        && matches!(
+            bytes[end - 1],
+            b'.' | b',' | b';' | b':' | b')' | b']' | b'!' | b'?'
+        )
+    {
+        end -= 1;
+    }
+    (start, end)
+}
+
 fn scan_plain(
     text: &str,
     masks: &ByteMasks,
@@ -193,27 +220,7 @@ fn scan_plain(
     // URLs first: every "://" with a scheme before it.
     let mut search_from = 0;
     while let Some(sep) = next_scheme_separator(masks, bytes, search_from) {
-        let mut start = sep;
-        while start > 0
-            && (bytes[start - 1].is_ascii_alphanumeric()
-                || bytes[start - 1] == b'+'
-                || bytes[start - 1] == b'-')
-        {
-            start -= 1;
-        }
-        let mut end = sep + 3;
-        while end < bytes.len() && !URL_END[bytes[end] as usize] {
-            end += 1;
-        }
-        // Trailing punctuation is sentence, not URL.
-        while end > sep + 3
-            && matches!(
-                bytes[end - 1],
-                b'.' | b',' | b';' | b':' | b')' | b']' | b'!' | b'?'
-            )
-        {
-            end -= 1;
-        }
+        let (start, end) = url_around(bytes, sep);
         if start < sep && end > sep + 3 {
             let scheme = &text[start..sep];
             if scheme.len() <= 10 && normalize::normalize_url_into(&text[start..end], url) {
@@ -519,27 +526,10 @@ mod tests {
             let (mut scratch, bytes) = (String::new(), text.as_bytes());
             let mut search_from = 0;
             while let Some(rel) = find_scheme_separator(&bytes[search_from..]) {
+                // The URL's extent is the scanner's own `url_around` (unchanged); what
+                // differs is how separators and tokens are found.
                 let sep = search_from + rel;
-                let mut start = sep;
-                while start > 0
-                    && (bytes[start - 1].is_ascii_alphanumeric()
-                        || bytes[start - 1] == b'+'
-                        || bytes[start - 1] == b'-')
-                {
-                    start -= 1;
-                }
-                let mut end = sep + 3;
-                while end < bytes.len() && !URL_END[bytes[end] as usize] {
-                    end += 1;
-                }
-                while end > sep + 3
-                    && matches!(
-                        bytes[end - 1],
-                        b'.' | b',' | b';' | b':' | b')' | b']' | b'!' | b'?'
-                    )
-                {
-                    end -= 1;
-                }
+                let (start, end) = url_around(bytes, sep);
                 if start < sep && end > sep + 3 && sep - start <= 10 {
                     if let Some(url) = normalize::normalize_url(&text[start..end]) {
                         emit(IocKind::Url, &url.url, None);
