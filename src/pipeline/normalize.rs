@@ -730,9 +730,11 @@ mod tests {
             assert_eq!(out, ip.to_string());
         }
         // Every octet value in every position.
-        for value in 0..=255u32 {
+        for value in 0..=255u8 {
             for position in 0..4 {
-                let ip = IpAddr::V4(Ipv4Addr::from(value << (8 * position) | 0x0102_0304));
+                let mut octets = [1, 22, 203, 0];
+                octets[position] = value;
+                let ip = IpAddr::V4(Ipv4Addr::from(octets));
                 write_ip(&ip, &mut out);
                 assert_eq!(out, ip.to_string());
             }
