@@ -401,6 +401,11 @@ impl IntelSnapshot {
         self.match_key(IocKind::Domain, host, None, found);
     }
 
+    /// Whether a `hostname` or `domain` index holds anything (what a host is looked up in).
+    fn has_hosts(&self) -> bool {
+        !self.hostname.is_empty() || !self.domain.is_empty()
+    }
+
     /// The one string index of an observable kind (domains have two, IPs none).
     fn str_index(&self, kind: IocKind) -> Option<&StrIndex> {
         match kind {
@@ -429,7 +434,7 @@ impl IntelSnapshot {
     ) {
         let index = match kind {
             IocKind::Domain => {
-                if self.hostname.is_empty() && self.domain.is_empty() {
+                if !self.has_hosts() {
                     return;
                 }
                 let hash = hash.unwrap_or_else(|| index::key_hash(value));
@@ -497,7 +502,7 @@ impl IntelSnapshot {
                 return 0;
             }
             IocKind::Domain => {
-                if self.hostname.is_empty() && self.domain.is_empty() {
+                if !self.has_hosts() {
                     return 0;
                 }
                 let hash = index::key_hash(value);

@@ -572,11 +572,8 @@ impl Extractor {
         }
         match role {
             Role::Skip | Role::EventSystem => {}
-            Role::Ip => match normalize::parse_ip(value) {
-                Some(ip) if !normalize::is_noise_ip(&ip) => self.push_ip(ip, out),
-                Some(_) => {}
-                None => self.host(value, out),
-            },
+            // An address field holding a name is read as a host field: one parse either way.
+            Role::Ip => self.host(value, out),
             Role::Host | Role::HttpHost => {
                 self.host(value, out);
                 if role == Role::HttpHost

@@ -301,8 +301,6 @@ fn label_ok(label: &[u8]) -> bool {
         && label.len() <= 63
 }
 
-/// Parent domains of a normalised host, nearest first: `a.b.evil.com` gives `b.evil.com`,
-/// `evil.com`, `com`.
 /// The parents of `host` that still have a dot (`b.evil.com`, `evil.com`; not `com`): the
 /// ones a MISP `domain` attribute can be.
 pub fn dotted_parent_domains(host: &str) -> impl Iterator<Item = &str> {
@@ -312,6 +310,8 @@ pub fn dotted_parent_domains(host: &str) -> impl Iterator<Item = &str> {
         .map(move |idx| &host[idx + 1..])
 }
 
+/// Parent domains of a normalised host, nearest first: `a.b.evil.com` gives `b.evil.com`,
+/// `evil.com`, `com`.
 pub fn parent_domains(host: &str) -> impl Iterator<Item = &str> {
     // A '.' byte is always a whole character in UTF-8, so `idx + 1` is a char boundary.
     memchr::memchr_iter(b'.', host.as_bytes()).map(move |idx| &host[idx + 1..])
@@ -344,7 +344,7 @@ pub fn find_scheme_separator(bytes: &[u8]) -> Option<usize> {
 }
 
 /// Position of the first pair of `byte` in `bytes`.
-fn find_doubled(bytes: &[u8], byte: u8) -> Option<usize> {
+pub fn find_doubled(bytes: &[u8], byte: u8) -> Option<usize> {
     memchr::memchr_iter(byte, bytes).find(|&at| bytes.get(at + 1) == Some(&byte))
 }
 

@@ -310,9 +310,8 @@ pub fn classify_token(
     }
     // Two to five colons without a `::` cannot be IPv6 (8 groups, or 6 and a dotted IPv4)
     // nor IPv4 with a port: times like `09:10:11` skip the address parsers.
-    let maybe_v6 = n_colons >= 6
-        || (n_colons >= 2
-            && memchr::memchr_iter(b':', bytes).any(|at| bytes.get(at + 1) == Some(&b':')));
+    let maybe_v6 =
+        n_colons >= 6 || (n_colons >= 2 && normalize::find_doubled(bytes, b':').is_some());
     if maybe_v6 || (n_colons < 2 && n_dots == 3 && bytes[0].is_ascii_digit()) {
         if let Some(ip) = parse_ip(token) {
             if !normalize::is_noise_ip(&ip) {
