@@ -286,7 +286,27 @@ impl PathLink<'_> {
     /// Replaces `path` with this link's dotted path.
     fn write(&self, path: &mut String) {
         path.clear();
-        self.append(path);
+        // The keys, innermost first, gathered without recursion for the usual depths.
+        let mut keys = [""; 8];
+        let mut n = 0;
+        let mut link = Some(self);
+        while let Some(at) = link {
+            if n == keys.len() {
+                // Deeper than that: the outer part first, by recursion.
+                at.append(path);
+                path.push('.');
+                break;
+            }
+            keys[n] = at.key;
+            n += 1;
+            link = at.parent;
+        }
+        for (idx, key) in keys[..n].iter().rev().enumerate() {
+            if idx > 0 {
+                path.push('.');
+            }
+            path.push_str(key);
+        }
     }
 
     fn append(&self, path: &mut String) {
@@ -454,8 +474,7 @@ impl Extractor {
                     if role != Some(Role::Skip) {
                         match (role, nodes.get(value_idx)) {
                             (Some(role), Some(Node::String(text))) => {
-                                link.write(&mut self.path);
-                                self.leaf(role, text, out)
+                                self.leaf(role, text, &link, out)
                             }
                             (Some(role), Some(Node::Array { .. })) => self.array_of(
                                 role,
@@ -465,6 +484,11 @@ impl Extractor {
                                 (child_scope.without_key(), &link),
                                 out,
                             ),
+                            // What `walk` would do with a string or a scalar, without the call.
+                            (None, Some(Node::String(text))) if depth < MAX_DEPTH => {
+                                self.free_text(text, Some(&link), out)
+                            }
+                            (_, Some(Node::Static(_)) | None) => {}
                             _ => self.walk(
                                 nodes,
                                 value_idx,
@@ -481,10 +505,14 @@ impl Extractor {
             Some(Node::Array { len, .. }) => {
                 let mut child = idx + 1;
                 for _ in 0..*len {
-                    if child >= nodes.len() {
-                        return;
+                    match nodes.get(child) {
+                        None => return,
+                        Some(Node::String(text)) if depth < MAX_DEPTH => {
+                            self.free_text(text, link, out)
+                        }
+                        Some(Node::Static(_)) => {}
+                        Some(_) => self.walk(nodes, child, depth + 1, scope, link, out),
                     }
-                    self.walk(nodes, child, depth + 1, scope, link, out);
                     child += span(nodes, child);
                 }
             }
@@ -511,10 +539,7 @@ impl Extractor {
         let mut child = idx + 1;
         for _ in 0..*len {
             match nodes.get(child) {
-                Some(Node::String(text)) => {
-                    at.1.write(&mut self.path);
-                    self.leaf(role, text, out)
-                }
+                Some(Node::String(text)) => self.leaf(role, text, at.1, out),
                 Some(_) => self.walk(nodes, child, depth + 1, at.0, Some(at.1), out),
                 None => return,
             }
@@ -565,13 +590,22 @@ impl Extractor {
         });
     }
 
-    fn leaf(&mut self, role: Role, text: &str, out: &mut Sink<'_>) {
+    /// A field with a role: `text` read as the role says, `link` its path.
+    fn leaf(&mut self, role: Role, text: &str, link: &PathLink<'_>, out: &mut Sink<'_>) {
         let value = normalize::trim(text);
         if value.is_empty() || value == "-" || value == "null" {
             return;
         }
         match role {
-            Role::Skip | Role::EventSystem => {}
+            Role::Skip | Role::EventSystem => return,
+            // The path is written only if the text yields something (most do not). An event
+            // message that reached here has no `eventdata` to repeat.
+            Role::FreeText => return self.free_text(value, Some(link), out),
+            _ => link.write(&mut self.path),
+        }
+        match role {
+            // Taken above.
+            Role::Skip | Role::EventSystem | Role::FreeText => {}
             // An address field holding a name is read as a host field: one parse either way.
             Role::Ip => self.host(value, out),
             Role::Host | Role::HttpHost => {
@@ -672,8 +706,10 @@ impl Extractor {
                     } else {
                         part
                     };
-                    match normalize::parse_ip(candidate) {
-                        Some(ip) if !normalize::is_noise_ip(&ip) => self.push_ip(ip, out),
+                    match normalize::parse_ip_text(candidate) {
+                        Some((ip, text)) if !normalize::is_noise_ip(&ip) => {
+                            self.push_ip(ip, text, out)
+                        }
                         Some(_) => {}
                         None => {
                             if normalize::normalize_domain_into(candidate, &mut self.scratch) {
@@ -683,8 +719,6 @@ impl Extractor {
                     }
                 }
             }
-            // An event message that reached here has no `eventdata` to repeat.
-            Role::FreeText => self.free_text(value, None, out),
             Role::ExactText => {
                 if normalize::normalize_text_into(value, &mut self.scratch) {
                     out.push(IocKind::Text, &self.scratch, &self.path, false, None);
@@ -693,16 +727,23 @@ impl Extractor {
         }
     }
 
-    fn push_ip(&mut self, ip: IpAddr, out: &mut Sink<'_>) {
-        normalize::write_ip(&ip, &mut self.scratch);
-        out.push(IocKind::Ip, &self.scratch, &self.path, false, Some(ip));
+    /// Pushes address `ip`; `text` is its canonical text when the field held it as is.
+    fn push_ip(&mut self, ip: IpAddr, text: Option<&str>, out: &mut Sink<'_>) {
+        let text = match text {
+            Some(text) => text,
+            None => {
+                normalize::write_ip(&ip, &mut self.scratch);
+                &self.scratch
+            }
+        };
+        out.push(IocKind::Ip, text, &self.path, false, Some(ip));
     }
 
     /// A host field: an IP, a domain, or (for odd values) free text.
     fn host(&mut self, value: &str, out: &mut Sink<'_>) {
-        if let Some(ip) = normalize::parse_ip(value) {
+        if let Some((ip, text)) = normalize::parse_ip_text(value) {
             if !normalize::is_noise_ip(&ip) {
-                self.push_ip(ip, out);
+                self.push_ip(ip, text, out);
             }
         } else if normalize::normalize_domain_into(value, &mut self.scratch) {
             out.push(IocKind::Domain, &self.scratch, &self.path, false, None);
@@ -786,5 +827,58 @@ fn rule_level(nodes: &[Node<'_>], idx: usize) -> Option<u8> {
         Some(Node::Static(StaticNode::U64(level))) => u8::try_from(*level).ok(),
         Some(Node::String(level)) => level.trim().parse().ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_links_write_dotted_paths_at_any_depth() {
+        let keys: Vec<String> = (0..20).map(|idx| format!("k{idx}")).collect();
+        for depth in 1..=keys.len() {
+            // Build the chain outermost first, as the walk does.
+            fn write_chain(keys: &[String], parent: Option<&PathLink<'_>>, out: &mut String) {
+                let link = PathLink {
+                    key: &keys[0],
+                    parent,
+                };
+                match keys.get(1..).filter(|rest| !rest.is_empty()) {
+                    Some(rest) => write_chain(rest, Some(&link), out),
+                    None => link.write(out),
+                }
+            }
+            let mut path = String::from("stale");
+            write_chain(&keys[..depth], None, &mut path);
+            assert_eq!(path, keys[..depth].join("."), "depth {depth}");
+        }
+    }
+
+    #[test]
+    fn deep_fields_keep_their_whole_path() {
+        let mut json = String::from(r#"{"data":"#);
+        let keys = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
+        for key in keys {
+            json.push_str(&format!(r#"{{"{key}":"#));
+        }
+        json.push_str(r#""seen 203.0.113.9 here""#);
+        json.push_str(&"}".repeat(keys.len() + 1));
+        let mut bytes = json.into_bytes();
+        let tape = simd_json::to_tape(&mut bytes).expect("valid JSON");
+        let mut extraction = Extraction::default();
+        Extractor::default().extract(&tape.0, &mut extraction);
+        let found: Vec<(IocKind, String, String)> = extraction
+            .iter()
+            .map(|o| (o.kind, o.value.to_string(), o.field.to_string()))
+            .collect();
+        assert_eq!(
+            found,
+            [(
+                IocKind::Ip,
+                "203.0.113.9".to_string(),
+                "data.a.b.c.d.e.f.g.h.i.j".to_string()
+            )]
+        );
     }
 }

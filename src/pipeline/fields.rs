@@ -320,8 +320,8 @@ pub struct FieldTable {
     /// One bit per (key length, first byte) that some key of the table has: most keys of an
     /// alert are not in the table, and this answers them without probing.
     present: Box<[[u64; 4]; 64]>,
-    /// Key ids of the [`ENVELOPE`] keys, in its order.
-    envelope: [u16; ENVELOPE.len()],
+    /// The [`ENVELOPE`] role of each key id, if any.
+    envelope: Box<[Option<Envelope>]>,
 }
 
 /// Slots of the key table: a power of two, well above the number of key names.
@@ -497,11 +497,15 @@ impl FieldTable {
                 );
             }
         }
-        let envelope = ENVELOPE.map(|(key, _)| key_id(&mut by_key, key));
+        let envelope_ids = ENVELOPE.map(|(key, _)| key_id(&mut by_key, key));
         assert!(
             by_key.len() < KEY_SLOTS / 2 && nodes < NO_NODE,
             "the field table has too many key names"
         );
+        let mut envelope = vec![None; by_key.len()].into_boxed_slice();
+        for (id, (_, role)) in envelope_ids.into_iter().zip(ENVELOPE) {
+            envelope[usize::from(id)] = Some(role);
+        }
         let mut slots = Box::new([EMPTY_SLOT; KEY_SLOTS]);
         let mut names = Vec::with_capacity(by_key.len());
         let mut present = Box::new([[0u64; 4]; 64]);
@@ -609,8 +613,7 @@ impl FieldTable {
     /// Which envelope key a top-level key is, from the scope [`FieldTable::lookup`] gave it.
     #[inline]
     pub fn envelope(&self, scope: Scope) -> Option<Envelope> {
-        let at = self.envelope.iter().position(|&id| id == scope.key)?;
-        Some(ENVELOPE[at].1)
+        self.envelope.get(usize::from(scope.key)).copied().flatten()
     }
 
     /// The role of the field at dotted `path` from the alert root (array indices dropped).

@@ -19,6 +19,13 @@ pub fn trim(text: &str) -> &str {
 /// IPv4-mapped v6 (dotted or hex), `a.b.c.d:port`, `[v6]:port`, `v6%zone`. IPv4-mapped
 /// addresses become the IPv4 address.
 pub fn parse_ip(raw: &str) -> Option<IpAddr> {
+    parse_ip_text(raw).map(|(ip, _)| ip)
+}
+
+/// [`parse_ip`], and the address's canonical text (what [`write_ip`] writes) when `raw` holds
+/// it as is: a dotted quad, possibly with a port, which is most addresses in alerts. They need
+/// not be written out again.
+pub fn parse_ip_text(raw: &str) -> Option<(IpAddr, Option<&str>)> {
     let text = trim(raw);
     if text.is_empty() || text.len() > 64 {
         return None;
@@ -27,8 +34,9 @@ pub fn parse_ip(raw: &str) -> Option<IpAddr> {
     if !(first.is_ascii_hexdigit() || first == b':' || first == b'[') {
         return None;
     }
-    if let Some(v4) = parse_v4_fast(text.as_bytes()) {
-        return Some(IpAddr::V4(v4));
+    if let Some((v4, end)) = parse_v4_fast(text.as_bytes()) {
+        // The parser takes no leading zero and no sign: the digits are the canonical text.
+        return Some((IpAddr::V4(v4), text.get(..end)));
     }
     let addr = if let Some(rest) = text.strip_prefix('[') {
         // [v6]:port or [v6]
@@ -42,13 +50,14 @@ pub fn parse_ip(raw: &str) -> Option<IpAddr> {
         // Every IPv4 form (with or without a port) was taken above.
         parse_v6(text).map(IpAddr::V6)?
     };
-    Some(canonical_ip(addr))
+    Some((canonical_ip(addr), None))
 }
 
 /// Dotted-quad IPv4, optionally with `:port`, in the form [`Ipv4Addr`]'s parser accepts
 /// (1-3 digits per octet, no leading zero, at most 255): every IPv4 form `parse_ip` takes,
-/// without `FromStr`. `None` leaves only IPv6 to try.
-fn parse_v4_fast(bytes: &[u8]) -> Option<Ipv4Addr> {
+/// without `FromStr`, and where the address ends (before any port). `None` leaves only IPv6
+/// to try.
+fn parse_v4_fast(bytes: &[u8]) -> Option<(Ipv4Addr, usize)> {
     let mut octets = [0u8; 4];
     let mut at = 0;
     for (idx, octet) in octets.iter_mut().enumerate() {
@@ -74,11 +83,11 @@ fn parse_v4_fast(bytes: &[u8]) -> Option<Ipv4Addr> {
         *octet = value as u8;
     }
     match &bytes[at..] {
-        [] => Some(Ipv4Addr::from(octets)),
+        [] => Some((Ipv4Addr::from(octets), at)),
         [b':', port @ ..] if !port.is_empty() && port.len() <= 5 => port
             .iter()
             .all(u8::is_ascii_digit)
-            .then(|| Ipv4Addr::from(octets)),
+            .then(|| (Ipv4Addr::from(octets), at)),
         _ => None,
     }
 }
@@ -704,7 +713,19 @@ mod tests {
                 None => (case.as_str(), true),
             };
             let want = host.parse::<Ipv4Addr>().ok().filter(|_| port_ok);
-            assert_eq!(parse_v4_fast(bytes), want, "{case:?}");
+            assert_eq!(parse_v4_fast(bytes).map(|(ip, _)| ip), want, "{case:?}");
+            // Every dotted quad (once trimmed) comes back with its canonical text, as
+            // `write_ip` writes it.
+            assert_eq!(
+                matches!(parse_ip_text(&case), Some((_, Some(_)))),
+                parse_v4_fast(case.trim().as_bytes()).is_some(),
+                "{case:?}"
+            );
+            if let Some((ip, Some(text))) = parse_ip_text(&case) {
+                let mut written = String::new();
+                write_ip(&ip, &mut written);
+                assert_eq!(text, written, "{case:?}");
+            }
         }
     }
 

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use super::bytemask::{self, ByteMasks};
-use super::normalize::{self, parse_ip, NormalizedUrl};
+use super::normalize::{self, parse_ip_text, NormalizedUrl};
 use crate::model::observable::IocKind;
 
 /// A token without `.`, `:` or `@` can only be a bare hash, at least this long.
@@ -313,9 +313,9 @@ pub fn classify_token(
     let maybe_v6 =
         n_colons >= 6 || (n_colons >= 2 && normalize::find_doubled(bytes, b':').is_some());
     if maybe_v6 || (n_colons < 2 && n_dots == 3 && bytes[0].is_ascii_digit()) {
-        if let Some(ip) = parse_ip(token) {
+        if let Some((ip, text)) = parse_ip_text(token) {
             if !normalize::is_noise_ip(&ip) {
-                emit_ip(ip, scratch, emit);
+                emit_ip(ip, text, scratch, emit);
             }
             return;
         }
@@ -334,9 +334,9 @@ pub fn classify_token(
             && host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
         {
             // A dotted number that is not an IP (version strings, 1.2.3.4.5).
-            if let Some(ip) = parse_ip(host) {
+            if let Some((ip, text)) = parse_ip_text(host) {
                 if !normalize::is_noise_ip(&ip) {
-                    emit_ip(ip, scratch, emit);
+                    emit_ip(ip, text, scratch, emit);
                 }
             }
             return;
@@ -350,9 +350,20 @@ pub fn classify_token(
     }
 }
 
-fn emit_ip(ip: IpAddr, scratch: &mut String, emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>)) {
-    normalize::write_ip(&ip, scratch);
-    emit(IocKind::Ip, scratch, Some(ip));
+/// Emits address `ip`; `text` is its canonical text when the token held it as is.
+fn emit_ip(
+    ip: IpAddr,
+    text: Option<&str>,
+    scratch: &mut String,
+    emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>),
+) {
+    match text {
+        Some(text) => emit(IocKind::Ip, text, Some(ip)),
+        None => {
+            normalize::write_ip(&ip, scratch);
+            emit(IocKind::Ip, scratch, Some(ip));
+        }
+    }
 }
 
 #[cfg(test)]
