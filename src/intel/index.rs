@@ -80,7 +80,7 @@ const SALT: [u32; 8] = [
 ];
 
 /// Bits of filter per key.
-const FILTER_BITS_PER_KEY: usize = 12;
+const FILTER_BITS_PER_KEY: usize = 16;
 
 impl Filter {
     /// An empty filter sized for `keys` keys.
@@ -119,10 +119,9 @@ impl Filter {
         }
     }
 
-    /// The filter over `keys` key hashes, or `None` below [`MIN_FILTERED_KEYS`] (a small
-    /// table stays in cache anyway).
-    pub fn build(keys: usize, hashes: impl Iterator<Item = u64>) -> Option<Self> {
-        (keys >= MIN_FILTERED_KEYS).then(|| {
+    /// The filter over `keys` key hashes, or `None` below `min_keys` keys.
+    pub fn build(keys: usize, min_keys: usize, hashes: impl Iterator<Item = u64>) -> Option<Self> {
+        (keys >= min_keys).then(|| {
             let mut filter = Filter::with_capacity(keys);
             hashes.for_each(|hash| filter.insert(hash));
             filter
@@ -170,6 +169,12 @@ pub(crate) fn prefetch<T: ?Sized>(value: &T) {
 
 /// Indexes with fewer keys than this get no filter: their tables stay in cache anyway.
 const MIN_FILTERED_KEYS: usize = 4096;
+
+/// IP prefix levels with at least this many networks get a filter all the same. Such a level
+/// is probed for every address of a /16 that holds one of its networks: with a few hundred
+/// networks that is thousands of probes a second, spread over a table the rest of the work
+/// keeps pushing out of cache, where its filter (16 bits a network) stays in.
+const MIN_FILTERED_NETWORKS: usize = 256;
 
 /// The hash every [`StrIndex`] files `key` under: computed once per observable, it serves
 /// the prefetch and every index the observable is looked up in.
@@ -286,6 +291,7 @@ impl StrIndex {
         });
         self.filter = Filter::build(
             self.entries.len(),
+            MIN_FILTERED_KEYS,
             self.keys().map(|(key, _)| key_hash(key)),
         );
     }
@@ -315,8 +321,9 @@ struct Level<K, V> {
     map: HashMap<K, V, Hasher>,
     /// IPv4 lengths ≥ 16: one bit per /16 that holds a network of that length.
     present: Option<Box<[u64]>>,
-    /// A large map's filter (built by `shrink`; later inserts add to it). For a large IPv4
-    /// map the /16 bits are all set, the filter is not.
+    /// The filter of a level of [`MIN_FILTERED_NETWORKS`] networks or more (built by
+    /// `shrink`; later inserts add to it). For a large IPv4 map the /16 bits are all set, the
+    /// filter is not.
     filter: Option<Filter>,
 }
 
@@ -347,6 +354,12 @@ impl<K: Copy + Eq + std::hash::Hash, V> Level<K, V> {
         self.map.get(&network)
     }
 
+    /// Whether the level is large enough for its filter to be worth prefetching.
+    #[inline]
+    fn is_large(&self) -> bool {
+        self.map.len() >= MIN_FILTERED_KEYS
+    }
+
     #[inline]
     fn prefetch(&self, network: K) {
         if let Some(filter) = &self.filter {
@@ -356,7 +369,11 @@ impl<K: Copy + Eq + std::hash::Hash, V> Level<K, V> {
 
     fn shrink(&mut self) {
         self.map.shrink_to_fit();
-        self.filter = Filter::build(self.map.len(), self.map.keys().map(|key| int_hash(*key)));
+        self.filter = Filter::build(
+            self.map.len(),
+            MIN_FILTERED_NETWORKS,
+            self.map.keys().map(|key| int_hash(*key)),
+        );
     }
 
     /// `slot_bytes`: the table's bytes per slot besides the value (key and control byte).
@@ -466,8 +483,8 @@ impl<V> PrefixMap<V> {
                 let bits = u32::from(v4);
                 let slash16 = (bits >> 16) as usize;
                 prefetch(&self.v4_networks[slash16 / 64]);
-                // Only the large levels have filters (the small ones stay in cache).
-                for level in self.v4.iter().filter(|level| level.filter.is_some()) {
+                // Only the large levels' filters are worth it (the small ones stay in cache).
+                for level in self.v4.iter().filter(|level| level.is_large()) {
                     if let Some(present) = &level.present {
                         prefetch(&present[slash16 / 64]);
                     }
@@ -476,7 +493,7 @@ impl<V> PrefixMap<V> {
             }
             IpAddr::V6(v6) => {
                 let bits = u128::from(v6);
-                for level in self.v6.iter().filter(|level| level.filter.is_some()) {
+                for level in self.v6.iter().filter(|level| level.is_large()) {
                     level.prefetch(crate::pipeline::normalize::mask_u128(bits, level.len));
                 }
             }
@@ -649,5 +666,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn filtered_prefix_levels_find_every_network() {
+        // Enough networks of each length for the level to get its filter: every network is
+        // still found (a filter has no false negatives), and addresses outside all of them
+        // are not.
+        let mut map: PrefixMap<u32> = PrefixMap::default();
+        let count = MIN_FILTERED_NETWORKS as u32 + 50;
+        let network = |len: u8, idx: u32| {
+            (0x0a00_0000 + (idx << 12) + (u32::from(len) << 8)) & (u32::MAX << (32 - len))
+        };
+        for len in [20u8, 24, 28] {
+            for idx in 0..count {
+                *map.slot(IpAddr::from(network(len, idx).to_be_bytes()), len, || 0) =
+                    u32::from(len);
+            }
+        }
+        map.shrink();
+        for len in [20u8, 24, 28] {
+            for idx in 0..count {
+                let addr = IpAddr::from((network(len, idx) | 1).to_be_bytes());
+                let mut lengths = Vec::new();
+                map.for_each_containing(addr, |at, _| lengths.push(at));
+                assert!(lengths.contains(&len), "/{len} #{idx}");
+            }
+        }
+        assert!(!map.contains("11.0.0.1".parse().unwrap()));
+        assert!(map.v4.iter().all(|level| level.filter.is_some()));
     }
 }
