@@ -317,9 +317,6 @@ pub struct FieldTable {
     /// Key names by key id (compared whole only for keys longer than 16 bytes).
     names: Vec<&'static str>,
     rules: Vec<Rule>,
-    /// One bit per (key length, first byte) that some key of the table has: most keys of an
-    /// alert are not in the table, and this answers them without probing.
-    present: Box<[[u64; 4]; 64]>,
     /// The [`ENVELOPE`] role of each key id, if any.
     envelope: Box<[Option<Envelope>]>,
 }
@@ -411,18 +408,6 @@ impl KeyWords {
     }
 }
 
-/// The `present` bit of a key: its length (capped) and first byte.
-#[inline]
-fn present_bit(key: &str) -> (usize, usize, u64) {
-    let bytes = key.as_bytes();
-    let first = bytes.first().copied().unwrap_or(0);
-    (
-        bytes.len().min(63),
-        usize::from(first >> 6),
-        1u64 << (first & 63),
-    )
-}
-
 /// The id of key name `key` in `by_key`, added when new.
 fn key_id(by_key: &mut Vec<(&'static str, KeyRules)>, key: &'static str) -> u16 {
     let pos = match by_key.iter().position(|(known, _)| *known == key) {
@@ -508,7 +493,6 @@ impl FieldTable {
         }
         let mut slots = Box::new([EMPTY_SLOT; KEY_SLOTS]);
         let mut names = Vec::with_capacity(by_key.len());
-        let mut present = Box::new([[0u64; 4]; 64]);
         let mut rules = Vec::new();
         for (id, (key, key_rules)) in by_key.into_iter().enumerate() {
             let words = KeyWords::of(key);
@@ -528,14 +512,11 @@ impl FieldTable {
                 first_rule: u16::try_from(first_rule).expect("few rules"),
             };
             names.push(key);
-            let (len, word, bit) = present_bit(key);
-            present[len][word] |= bit;
         }
         FieldTable {
             slots,
             names,
             rules,
-            present,
             envelope,
         }
     }
@@ -543,10 +524,6 @@ impl FieldTable {
     /// The slot of key name `key`, if the table names it (as a key or on a pattern's path).
     #[inline]
     fn slot(&self, key: &str) -> Option<&Slot> {
-        let (len, word, bit) = present_bit(key);
-        if self.present[len][word] & bit == 0 {
-            return None;
-        }
         let words = KeyWords::of(key);
         let mut slot = words.slot();
         loop {
