@@ -4,6 +4,7 @@
 //!
 //! cargo bench --bench pipeline                      # 1M indicators, 20k alerts
 //! INDICATORS=100000 ALERTS=5000 cargo bench --bench pipeline
+//! PROCESS_PASSES=2 ...   # only that many whole-alert passes (for callgrind's exact counts)
 //!
 //! Each variant makes 7 passes over the corpus; the median pass is reported. Parse-only and
 //! whole-alert passes alternate (15 of each), so that both see the same machine state: on a
@@ -107,6 +108,20 @@ fn main() {
     );
     println!();
 
+    if let Some(passes) = std::env::var("PROCESS_PASSES")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        // For `valgrind --tool=callgrind --toggle-collect='*Processor::process*'`: exactly
+        // this many whole-alert passes, so that instructions per alert are counted exactly.
+        let mut processor = Processor::new(ProcessorOptions::default());
+        for _ in 0..passes {
+            for line in &lines {
+                black_box(processor.process(line, &snapshot));
+            }
+        }
+        return;
+    }
     // Parse-only baseline: copy into a reused buffer and fill a reused tape.
     let mut buffers = Buffers::new(4096);
     let mut input = Vec::with_capacity(8192);
