@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use simd_json::{Buffers, Tape};
 use wazuh_misp::corpus::{generate_alerts, GenIntel};
+use wazuh_misp::intel::snapshot::IntelSnapshot;
 use wazuh_misp::pipeline::decode::locate_alert;
 use wazuh_misp::pipeline::extract::{Extraction, Extractor};
 use wazuh_misp::pipeline::matcher::{Hit, Matcher};
@@ -81,6 +82,13 @@ fn report(name: &str, alerts: usize, bytes: usize, time: Duration) -> f64 {
     rate
 }
 
+/// One whole-alert pass over `lines`, outcomes discarded (for the diagnostic modes).
+fn whole_pass(processor: &mut Processor, lines: &[Vec<u8>], snapshot: &IntelSnapshot) {
+    for line in lines {
+        black_box(processor.process(line, snapshot));
+    }
+}
+
 fn main() {
     // `cargo test --benches` runs bench binaries with --bench absent; keep that quick.
     if !std::env::args().any(|a| a == "--bench") {
@@ -116,9 +124,7 @@ fn main() {
         // this many whole-alert passes, so that instructions per alert are counted exactly.
         let mut processor = Processor::new(ProcessorOptions::default());
         for _ in 0..passes {
-            for line in &lines {
-                black_box(processor.process(line, &snapshot));
-            }
+            whole_pass(&mut processor, &lines, &snapshot);
         }
         return;
     }
@@ -202,9 +208,7 @@ fn main() {
         let mut processor = Processor::new(ProcessorOptions::default());
         let until = Instant::now() + Duration::from_secs(seconds.parse().unwrap_or(10));
         while Instant::now() < until {
-            for line in &lines {
-                black_box(processor.process(line, &snapshot));
-            }
+            whole_pass(&mut processor, &lines, &snapshot);
         }
         return;
     }

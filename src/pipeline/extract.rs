@@ -729,13 +729,7 @@ impl Extractor {
 
     /// Pushes address `ip`; `text` is its canonical text when the field held it as is.
     fn push_ip(&mut self, ip: IpAddr, text: Option<&str>, out: &mut Sink<'_>) {
-        let text = match text {
-            Some(text) => text,
-            None => {
-                normalize::write_ip(&ip, &mut self.scratch);
-                &self.scratch
-            }
-        };
+        let text = normalize::ip_text(&ip, text, &mut self.scratch);
         out.push(IocKind::Ip, text, &self.path, false, Some(ip));
     }
 

@@ -140,6 +140,18 @@ pub fn write_ip(ip: &IpAddr, out: &mut String) {
     }
 }
 
+/// The canonical text of `ip`: `text` when [`parse_ip_text`] gave it (the field held it as
+/// is), else written into `scratch` by [`write_ip`].
+pub fn ip_text<'a>(ip: &IpAddr, text: Option<&'a str>, scratch: &'a mut String) -> &'a str {
+    match text {
+        Some(text) => text,
+        None => {
+            write_ip(ip, scratch);
+            scratch
+        }
+    }
+}
+
 /// The decimal text of each octet value followed by '.', padded to 4 bytes, and its length.
 const fn octet_text_table() -> [([u8; 4], usize); 256] {
     let mut table = [([0u8; 4], 0usize); 256];

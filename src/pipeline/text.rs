@@ -357,13 +357,11 @@ fn emit_ip(
     scratch: &mut String,
     emit: &mut dyn FnMut(IocKind, &str, Option<IpAddr>),
 ) {
-    match text {
-        Some(text) => emit(IocKind::Ip, text, Some(ip)),
-        None => {
-            normalize::write_ip(&ip, scratch);
-            emit(IocKind::Ip, scratch, Some(ip));
-        }
-    }
+    emit(
+        IocKind::Ip,
+        normalize::ip_text(&ip, text, scratch),
+        Some(ip),
+    );
 }
 
 #[cfg(test)]
