@@ -1,6 +1,6 @@
 //! `wazuh-misp lookup VALUE`: what is known about one value, as JSON on stdout.
 //! Exit status 0 when known, 1 when not. The value is classified like an observable of a
-//! typed field (IP, domain, URL, e-mail, hash, file name, other text) and looked up in the
+//! typed field (IP, domain, URL, URL path, e-mail, hash, file name, other text) and looked up in the
 //! local set; with `misp.url` configured, a miss is asked of MISP (restSearch on the value).
 
 use std::path::PathBuf;
@@ -34,6 +34,10 @@ pub fn classify(value: &str) -> Vec<(IocKind, String)> {
             out.push((IocKind::Filename, name));
         }
     } else {
+        // A URL path, as a URL field holding one is matched (MISP's `uri` attributes).
+        if value.starts_with('/') {
+            out.push((IocKind::UriPath, value.to_string()));
+        }
         if let Some(name) = normalize::normalize_filename(value) {
             out.push((IocKind::Filename, name));
         }
@@ -82,7 +86,8 @@ pub fn lookup_local(
         .collect()
 }
 
-/// One attribute as an enrichment object (the output schema's `threat.enrichments[]` item).
+/// One attribute as an enrichment object (the output schema's `threat.enrichments[]` item),
+/// written by the enrich stage's own writer, with `matched.field` `"lookup"`.
 pub fn attribute_json(
     snapshot: &IntelSnapshot,
     id: u32,
@@ -90,23 +95,11 @@ pub fn attribute_json(
     reference_base: Option<&str>,
 ) -> Value {
     let attribute = snapshot.attribute(id);
-    let event = attribute.event;
-    let event_ref = event.reference_id();
-    json!({
-        "matched": {"atomic": atomic, "field": "lookup", "type": "indicator_match_rule"},
-        "indicator": {
-            "type": crate::intel::types::ecs_indicator_type(attribute.misp_type),
-            "provider": "misp",
-            "reference": reference_base.filter(|_| !event_ref.is_empty()).map(|base| format!("{}/events/view/{event_ref}", base.trim_end_matches('/'))),
-            "first_seen": attribute.first_seen,
-            "last_seen": attribute.last_seen,
-        },
-        "misp": {
-            "attribute": {"uuid": attribute.uuid.to_string(), "type": attribute.misp_type, "category": attribute.category, "value": attribute.value, "to_ids": attribute.to_ids},
-            "event": {"id": &*event.id, "uuid": &*event.uuid, "info": &*event.info, "threat_level_id": &*event.threat_level_id},
-            "tags": attribute.tags().collect::<Vec<_>>(),
-        }
-    })
+    let mut json = Vec::with_capacity(512);
+    crate::pipeline::enrich::enrichment_object(atomic, "lookup", &attribute, reference_base)
+        .write(attribute.tags(), &mut json);
+    // The writer emits valid JSON for any attribute; `Null` would only mark a writer bug.
+    serde_json::from_slice(&json).unwrap_or(Value::Null)
 }
 
 pub fn main(

@@ -161,6 +161,18 @@ fn enrichment<'a>(
             extraction.free_text_field((u32::MAX - hit.observable) as usize),
         )
     };
+    enrichment_object(atomic, field, attribute, options.reference_base.as_deref())
+}
+
+/// The enrichment object (`threat.enrichments[]` of the output schema) of `attribute`,
+/// matched as `atomic` in `field`; `reference_base` is MISP's URL for `indicator.reference`.
+/// `lookup` answers with the same objects.
+pub fn enrichment_object<'a>(
+    atomic: &'a str,
+    field: &'a str,
+    attribute: &Attribute<'a>,
+    reference_base: Option<&'a str>,
+) -> Enrichment<'a> {
     let ecs_type = match (
         ecs_indicator_type(attribute.misp_type),
         attribute.value.contains(':'),
@@ -174,8 +186,8 @@ fn enrichment<'a>(
     };
     let event = attribute.event;
     let reference_id = event.reference_id();
-    let reference = match (&options.reference_base, reference_id.is_empty()) {
-        (Some(base), false) => Some((base.as_str(), reference_id)),
+    let reference = match (reference_base, reference_id.is_empty()) {
+        (Some(base), false) => Some((base, reference_id)),
         _ => None,
     };
     Enrichment {

@@ -9,6 +9,16 @@ use wazuh_misp::pipeline::ProcessorOptions;
 
 use crate::support::{output_validator, repo};
 
+fn sample_snapshot() -> wazuh_misp::intel::IntelSnapshot {
+    load_snapshot(&IntelSources {
+        files: vec![repo("config/samples/misp-feed")],
+        warninglists_dir: Some(repo("config/samples/warninglists")),
+        include_non_ids: false,
+        ..IntelSources::default()
+    })
+    .expect("samples load")
+}
+
 fn sample_output(
     all: bool,
 ) -> (
@@ -16,13 +26,7 @@ fn sample_output(
     wazuh_misp::commands::enrich::EnrichSummary,
     Vec<(u64, String)>,
 ) {
-    let snapshot = load_snapshot(&IntelSources {
-        files: vec![repo("config/samples/misp-feed")],
-        warninglists_dir: Some(repo("config/samples/warninglists")),
-        include_non_ids: false,
-        ..IntelSources::default()
-    })
-    .expect("samples load");
+    let snapshot = sample_snapshot();
     let mut input = std::fs::read_to_string(repo("config/samples/alerts.jsonl")).unwrap();
     input.push_str(&std::fs::read_to_string(repo("config/samples/bad-messages.txt")).unwrap());
     let mut out = Vec::new();
@@ -92,6 +96,44 @@ fn outputs_validate_against_the_schema() {
     // And the schema rejects what it must.
     let bad = serde_json::json!({"rule": {}, "threat": {"enrichments": []}, "wazuh_misp": {"risk_score": 101, "matched_count": 0}});
     assert!(!validator.is_valid(&bad));
+}
+
+#[test]
+fn lookup_answers_are_the_enrichment_objects() {
+    let snapshot = sample_snapshot();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo("config/enriched-alert.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let item = serde_json::json!({"$ref": "#/$defs/enrichment", "$defs": schema["$defs"]});
+    let validator = jsonschema::validator_for(&item).expect("enrichment schema compiles");
+    let (out, _, _) = sample_output(false);
+    let mut checked = 0;
+    for line in out.lines() {
+        let alert: serde_json::Value = serde_json::from_str(line).unwrap();
+        for enrichment in alert["threat"]["enrichments"].as_array().unwrap() {
+            let atomic = enrichment["matched"]["atomic"].as_str().unwrap();
+            let answers = wazuh_misp::commands::lookup::lookup_local(&snapshot, atomic, None);
+            for answer in &answers {
+                let errors: Vec<String> = validator
+                    .iter_errors(answer)
+                    .map(|e| format!("{e} at {}", e.instance_path))
+                    .collect();
+                assert!(errors.is_empty(), "{errors:?} in {answer}");
+            }
+            // The same object as the alert's, but for the field it was matched in.
+            let uuid = &enrichment["misp"]["attribute"]["uuid"];
+            let answer = answers
+                .iter()
+                .find(|answer| answer["misp"]["attribute"]["uuid"] == *uuid)
+                .unwrap_or_else(|| panic!("lookup {atomic} misses attribute {uuid}"));
+            let mut want = enrichment.clone();
+            want["matched"]["field"] = "lookup".into();
+            assert_eq!(answer, &want, "lookup {atomic}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "{checked} enrichments checked");
 }
 
 #[test]
