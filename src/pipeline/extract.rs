@@ -333,6 +333,8 @@ pub struct Extractor {
     pub collect_texts: bool,
     /// Normalised values are written here before being copied into the extraction.
     scratch: String,
+    /// The alert's envelope members (scope, value index), read after the walk.
+    envelopes: Vec<(Scope, usize)>,
 }
 
 impl Default for Extractor {
@@ -352,6 +354,7 @@ impl Extractor {
             url: NormalizedUrl::default(),
             collect_texts: false,
             scratch: String::with_capacity(256),
+            envelopes: Vec::with_capacity(8),
         }
     }
 
@@ -392,6 +395,7 @@ impl Extractor {
         if !matches!(nodes.first(), Some(Node::Object { .. })) {
             return;
         }
+        self.envelopes.clear();
         self.walk(nodes, 0, 0, Scope::ROOT, None, out);
         if !self.http_host.is_empty() && !self.http_path.is_empty() {
             let text = &mut self.scratch;
@@ -402,6 +406,13 @@ impl Extractor {
             if normalize::normalize_url_into(text, &mut self.url) {
                 out.push(IocKind::Url, &self.url.url, "data.http.url", false, None);
             }
+        }
+        // The envelope is read last: it yields no observable, and the snapshot lines
+        // prefetched for the last observables (`data` and `full_log` come late in an alert)
+        // get its time to arrive before matching reads them.
+        for idx in 0..self.envelopes.len() {
+            let (scope, value_idx) = self.envelopes[idx];
+            self.envelope(scope, nodes, value_idx, out);
         }
     }
 
@@ -460,8 +471,8 @@ impl Extractor {
                         parent: link,
                     };
                     let (mut role, child_scope) = self.table.lookup(scope, child_key);
-                    if depth == 0 {
-                        self.envelope(child_scope, nodes, value_idx, out);
+                    if depth == 0 && self.table.envelope(child_scope).is_some() {
+                        self.envelopes.push((child_scope, value_idx));
                     }
                     if role == Some(Role::EventSystem) {
                         // `system` and `eventdata` are siblings in `data.win`.
