@@ -780,6 +780,8 @@ impl Config {
             enrich: crate::pipeline::enrich::EnrichOptions {
                 reference_base: self.misp.url.clone(),
             },
+            // Set by the pipeline from what it runs (`kafka::pipeline::processor_options`).
+            envelope_of_unmatched: false,
         }
     }
 

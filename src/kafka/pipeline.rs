@@ -31,7 +31,7 @@ use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 use crate::config::Config;
 use crate::intel::IntelStore;
 use crate::pipeline::offsets::{OffsetTracker, Partition};
-use crate::pipeline::{Outcome, Processor};
+use crate::pipeline::{Outcome, Processor, ProcessorOptions};
 use crate::telemetry::metrics as m;
 
 /// Per-process failures of the pipeline.
@@ -318,6 +318,18 @@ pub struct PipelineDeps {
     pub live_query: Option<Arc<crate::misp::lookup::AlertLiveQuery>>,
 }
 
+/// The processor's options. The envelope (rule level, agent, ids) of an unmatched alert is
+/// read only when something here reads it: IOC sharing and live queries (rule level, agent),
+/// or pass-through records (keyed by agent).
+fn processor_options(config: &Config, deps: &PipelineDeps) -> ProcessorOptions {
+    ProcessorOptions {
+        envelope_of_unmatched: config.output.pass_through
+            || deps.sharing.is_some()
+            || deps.live_query.is_some(),
+        ..config.processor_options()
+    }
+}
+
 impl PipelineDeps {
     /// The usual dependencies: no passthrough baseline, no IOC sharing, no sightings.
     pub fn new(store: Arc<IntelStore>, shutdown: Arc<AtomicBool>) -> Self {
@@ -492,7 +504,7 @@ pub fn start_pipeline(
             producer: producer.clone(),
             shared: shared.clone(),
             store: deps.store.clone(),
-            processor: Processor::new(config.processor_options()),
+            processor: Processor::new(processor_options(config, &deps)),
             topics: config.topics.clone(),
             pass_through: config.output.pass_through,
             passthrough_baseline: deps.passthrough,
@@ -975,6 +987,28 @@ pub fn header_pairs(headers: Option<&rdkafka::message::BorrowedHeaders>) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn envelope_of_unmatched_alerts_only_when_something_reads_it() {
+        let deps = || {
+            PipelineDeps::new(
+                Arc::new(IntelStore::new(crate::intel::IntelSnapshot::empty())),
+                Arc::new(AtomicBool::new(false)),
+            )
+        };
+        let mut config = Config::default();
+        assert!(!processor_options(&config, &deps()).envelope_of_unmatched);
+        let sharing = PipelineDeps {
+            sharing: Some(Arc::new(crate::misp::sharing::IocSharing::new(
+                10,
+                Duration::from_secs(60),
+            ))),
+            ..deps()
+        };
+        assert!(processor_options(&config, &sharing).envelope_of_unmatched);
+        config.output.pass_through = true;
+        assert!(processor_options(&config, &deps()).envelope_of_unmatched);
+    }
 
     #[test]
     fn librdkafka_settings_override_tuned_defaults_but_not_enforced_keys() {

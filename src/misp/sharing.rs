@@ -172,7 +172,11 @@ mod tests {
     fn shares_only_new_public_typed_iocs_once() {
         let snapshot = crate::kafka::demo::sample_snapshot().unwrap();
         let sharing = IocSharing::new(10, Duration::from_secs(3600));
-        let mut processor = Processor::new(ProcessorOptions::default());
+        // As the pipeline sets it when it shares IOCs.
+        let mut processor = Processor::new(ProcessorOptions {
+            envelope_of_unmatched: true,
+            ..ProcessorOptions::default()
+        });
         let alert = r#"{"timestamp":"2026-11-25T10:15:30.123+0000","rule":{"level":12,"id":"5712","description":"brute force"},"agent":{"id":"001","name":"web-01"},"id":"1.2",
             "data":{"srcip":"77.88.99.10","dstip":"10.0.0.5","url":"http://new-bad.example/x","hash":"0123456789abcdef0123456789abcdef","dns":{"rrname":"fresh-c2.example"}},
             "full_log":"contact word.thing and 8.8.8.8 and 185.220.101.47"}"#;

@@ -358,7 +358,8 @@ impl Extractor {
         }
     }
 
-    /// Extracts from the alert object whose tape nodes are `nodes` (starting at its header).
+    /// Extracts from the alert object whose tape nodes are `nodes` (starting at its header),
+    /// its envelope included.
     pub fn extract(&mut self, nodes: &[Node<'_>], out: &mut Extraction) {
         self.extract_into(
             nodes,
@@ -367,11 +368,14 @@ impl Extractor {
                 snapshot: None,
             },
         );
+        self.read_envelope(nodes, out);
     }
 
     /// `extract`, prefetching what matching each observable against `snapshot` will read as
     /// soon as the observable is found: the cache misses of the lookups then overlap with the
-    /// rest of the extraction instead of stalling the match stage.
+    /// rest of the extraction instead of stalling the match stage. The envelope (rule level,
+    /// agent, ids, `misp`/`threat` keys) is not read: [`Extractor::read_envelope`] reads it
+    /// when it is needed, which for most deployments is for matched alerts only.
     pub fn extract_prefetching(
         &mut self,
         nodes: &[Node<'_>],
@@ -387,15 +391,24 @@ impl Extractor {
         );
     }
 
+    /// Reads the envelope of the alert last walked by [`Extractor::extract_prefetching`]
+    /// (the same `nodes`) into `out`.
+    pub fn read_envelope(&mut self, nodes: &[Node<'_>], out: &mut Extraction) {
+        for idx in 0..self.envelopes.len() {
+            let (scope, value_idx) = self.envelopes[idx];
+            self.envelope(scope, nodes, value_idx, out);
+        }
+    }
+
     fn extract_into(&mut self, nodes: &[Node<'_>], out: &mut Sink<'_>) {
         out.clear();
         self.path.clear();
         self.http_host.clear();
         self.http_path.clear();
+        self.envelopes.clear();
         if !matches!(nodes.first(), Some(Node::Object { .. })) {
             return;
         }
-        self.envelopes.clear();
         self.walk(nodes, 0, 0, Scope::ROOT, None, out);
         if !self.http_host.is_empty() && !self.http_path.is_empty() {
             let text = &mut self.scratch;
@@ -407,18 +420,11 @@ impl Extractor {
                 out.push(IocKind::Url, &self.url.url, "data.http.url", false, None);
             }
         }
-        // The envelope is read last: it yields no observable, and the snapshot lines
-        // prefetched for the last observables (`data` and `full_log` come late in an alert)
-        // get its time to arrive before matching reads them.
-        for idx in 0..self.envelopes.len() {
-            let (scope, value_idx) = self.envelopes[idx];
-            self.envelope(scope, nodes, value_idx, out);
-        }
     }
 
     /// Records the top-level facts needed after the walk (rule level, agent, ids) for the
     /// top-level key at `scope` whose value is at `value_idx`.
-    fn envelope(&mut self, scope: Scope, nodes: &[Node<'_>], value_idx: usize, out: &mut Sink<'_>) {
+    fn envelope(&self, scope: Scope, nodes: &[Node<'_>], value_idx: usize, out: &mut Extraction) {
         match self.table.envelope(scope) {
             None => {}
             Some(Envelope::Rule) => {

@@ -31,6 +31,9 @@ pub struct ProcessorOptions {
     /// Larger messages are dead letters.
     pub max_message_bytes: usize,
     pub enrich: EnrichOptions,
+    /// Read the envelope (rule level, agent, ids) of unmatched alerts too, not only of
+    /// matched ones: live queries, IOC sharing and pass-through record keys need it.
+    pub envelope_of_unmatched: bool,
 }
 
 impl Default for ProcessorOptions {
@@ -40,6 +43,7 @@ impl Default for ProcessorOptions {
             // Wazuh caps an event at 64 KiB; alerts with previous_output can be larger.
             max_message_bytes: 1 << 20,
             enrich: EnrichOptions::default(),
+            envelope_of_unmatched: false,
         }
     }
 }
@@ -130,7 +134,9 @@ impl Processor {
         }
     }
 
-    /// The observables of the last processed alert.
+    /// The observables of the last processed alert. Its envelope (rule level, agent, ids) is
+    /// read for a matched alert, and for an unmatched one only with
+    /// [`ProcessorOptions::envelope_of_unmatched`].
     pub fn extraction(&self) -> &Extraction {
         &self.stages.extraction
     }
@@ -188,14 +194,8 @@ impl Processor {
                 Err(err) => Outcome::DeadLetter(err),
                 Ok(AlertLocation::Raw) => {
                     raw = true;
-                    self.stages.run(
-                        &tape.0,
-                        0,
-                        payload,
-                        snapshot,
-                        &self.options.enrich,
-                        &mut clock,
-                    )
+                    self.stages
+                        .run(&tape.0, 0, payload, snapshot, &self.options, &mut clock)
                 }
                 Ok(AlertLocation::Nested { idx, .. }) => {
                     self.nested.clear();
@@ -205,7 +205,7 @@ impl Processor {
                         idx,
                         &self.nested,
                         snapshot,
-                        &self.options.enrich,
+                        &self.options,
                         &mut clock,
                     );
                     if outcome == Outcome::Unmatched {
@@ -235,7 +235,7 @@ impl Processor {
                                 0,
                                 text.as_bytes(),
                                 snapshot,
-                                &self.options.enrich,
+                                &self.options,
                                 &mut clock,
                             ),
                             _ => Outcome::DeadLetter(DecodeError::InvalidMessage(
@@ -286,12 +286,17 @@ impl Stages {
         root: usize,
         alert_bytes: &[u8],
         snapshot: &IntelSnapshot,
-        enrich_options: &EnrichOptions,
+        options: &ProcessorOptions,
         clock: &mut Option<StageClock>,
     ) -> Outcome {
         tick(clock, 0);
+        let nodes = &nodes[root..];
         self.extractor
-            .extract_prefetching(&nodes[root..], &mut self.extraction, snapshot);
+            .extract_prefetching(nodes, &mut self.extraction, snapshot);
+        if options.envelope_of_unmatched {
+            // Read here, it also gives the prefetches of the last observables time to land.
+            self.extractor.read_envelope(nodes, &mut self.extraction);
+        }
         tick(clock, 1);
         self.matcher
             .match_all(snapshot, &self.extraction, &mut self.hits);
@@ -300,12 +305,15 @@ impl Stages {
         let outcome = if self.hits.is_empty() {
             Outcome::Unmatched
         } else {
+            if !options.envelope_of_unmatched {
+                self.extractor.read_envelope(nodes, &mut self.extraction);
+            }
             write_enriched(
                 alert_bytes,
                 &self.extraction,
                 &self.hits,
                 snapshot,
-                enrich_options,
+                &options.enrich,
                 &mut self.output,
             );
             Outcome::Enriched {
@@ -329,5 +337,47 @@ fn tick(clock: &mut Option<StageClock>, stage: usize) {
         let now = Instant::now();
         clock.stages[stage] = now - clock.started;
         clock.started = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MATCHED: &str = r#"{"timestamp":"2026-11-25T10:15:30.123+0000","rule":{"level":12,"id":"5712","description":"brute force"},"agent":{"id":"007","name":"web-01"},"id":"1.2","data":{"srcip":"185.220.101.47"}}"#;
+    const UNMATCHED: &str = r#"{"timestamp":"2026-11-25T10:15:31.123+0000","rule":{"level":9,"id":"5710","description":"invalid user"},"agent":{"id":"008","name":"web-02"},"id":"1.3","data":{"srcip":"10.1.2.3"}}"#;
+
+    #[test]
+    fn envelope_is_read_for_matched_alerts_and_on_request_for_unmatched_ones() {
+        let snapshot = crate::kafka::demo::sample_snapshot().unwrap();
+        for envelope_of_unmatched in [false, true] {
+            let mut processor = Processor::new(ProcessorOptions {
+                envelope_of_unmatched,
+                ..ProcessorOptions::default()
+            });
+            let outcome = processor.process(MATCHED.as_bytes(), &snapshot);
+            assert!(matches!(outcome, Outcome::Enriched { .. }), "{outcome:?}");
+            let extraction = processor.extraction();
+            assert_eq!(extraction.rule_level, Some(12));
+            assert_eq!(extraction.agent_id(), Some("007"));
+            assert_eq!(extraction.meta().rule_id, Some("5712"));
+            let enriched: serde_json::Value = serde_json::from_slice(processor.output()).unwrap();
+            assert_eq!(enriched["wazuh_misp"]["risk_score"], 70, "{enriched}");
+
+            let outcome = processor.process(UNMATCHED.as_bytes(), &snapshot);
+            assert_eq!(outcome, Outcome::Unmatched);
+            let extraction = processor.extraction();
+            assert_eq!(extraction.get(0).value, "10.1.2.3");
+            if envelope_of_unmatched {
+                assert_eq!(extraction.rule_level, Some(9));
+                assert_eq!(extraction.agent_id(), Some("008"));
+                assert_eq!(extraction.meta().agent_name, Some("web-02"));
+            } else {
+                // Not read, and nothing left over from the matched alert before it.
+                assert_eq!(extraction.rule_level, None);
+                assert_eq!(extraction.agent_id(), None);
+                assert_eq!(extraction.meta().agent_name, None);
+            }
+        }
     }
 }

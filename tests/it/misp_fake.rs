@@ -457,7 +457,11 @@ fn live_queries_enrich_high_level_alerts_within_the_budget() {
             r#"{{"rule":{{"level":{level},"id":"31101"}},"agent":{{"id":"003"}},"data":{{"srcip":"203.0.113.9","url":"{url}"}}}}"#
         )
     };
-    let mut processor = Processor::new(ProcessorOptions::default());
+    // As the pipeline sets it when it runs live queries: they read the alert's rule level.
+    let mut processor = Processor::new(ProcessorOptions {
+        envelope_of_unmatched: true,
+        ..ProcessorOptions::default()
+    });
 
     // Below the level: not asked.
     let low = alert(5, "http://evil.com/x");

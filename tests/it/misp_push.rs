@@ -555,7 +555,11 @@ async fn sharing_hands_its_new_iocs_to_the_pusher_without_blocking() {
     );
     let snapshot = wazuh_misp::kafka::demo::sample_snapshot().unwrap();
     let sharing = IocSharing::new(10, Duration::from_secs(3600)).with_pusher(sender);
-    let mut processor = Processor::new(ProcessorOptions::default());
+    // As the pipeline sets it when it shares IOCs: sharing reads the alert's envelope.
+    let mut processor = Processor::new(ProcessorOptions {
+        envelope_of_unmatched: true,
+        ..ProcessorOptions::default()
+    });
     let alert = r#"{"timestamp":"2026-11-25T10:15:30.123+0000","rule":{"level":12,"id":"5712","description":"brute force"},"agent":{"id":"001","name":"web-01"},"id":"1.2",
         "data":{"srcip":"77.88.99.10","url":"http://new-bad.example/x","dns":{"rrname":"fresh-c2.example"}}}"#;
     processor.process(alert.as_bytes(), &snapshot);
