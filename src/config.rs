@@ -781,7 +781,7 @@ impl Config {
                 reference_base: self.misp.url.clone(),
             },
             // Set by the pipeline from what it runs (`kafka::pipeline::processor_options`).
-            envelope_of_unmatched: false,
+            describe_unmatched: false,
         }
     }
 

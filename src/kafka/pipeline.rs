@@ -323,7 +323,7 @@ pub struct PipelineDeps {
 /// or pass-through records (keyed by agent).
 fn processor_options(config: &Config, deps: &PipelineDeps) -> ProcessorOptions {
     ProcessorOptions {
-        envelope_of_unmatched: config.output.pass_through
+        describe_unmatched: config.output.pass_through
             || deps.sharing.is_some()
             || deps.live_query.is_some(),
         ..config.processor_options()
@@ -989,7 +989,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn envelope_of_unmatched_alerts_only_when_something_reads_it() {
+    fn describe_unmatched_alerts_only_when_something_reads_it() {
         let deps = || {
             PipelineDeps::new(
                 Arc::new(IntelStore::new(crate::intel::IntelSnapshot::empty())),
@@ -997,7 +997,7 @@ mod tests {
             )
         };
         let mut config = Config::default();
-        assert!(!processor_options(&config, &deps()).envelope_of_unmatched);
+        assert!(!processor_options(&config, &deps()).describe_unmatched);
         let sharing = PipelineDeps {
             sharing: Some(Arc::new(crate::misp::sharing::IocSharing::new(
                 10,
@@ -1005,9 +1005,9 @@ mod tests {
             ))),
             ..deps()
         };
-        assert!(processor_options(&config, &sharing).envelope_of_unmatched);
+        assert!(processor_options(&config, &sharing).describe_unmatched);
         config.output.pass_through = true;
-        assert!(processor_options(&config, &deps()).envelope_of_unmatched);
+        assert!(processor_options(&config, &deps()).describe_unmatched);
     }
 
     #[test]

@@ -24,11 +24,25 @@ const MAX_DEPTH: usize = 64;
 struct Item {
     kind: IocKind,
     value: (u32, u32),
+    /// The field's path in the arena, once written (see [`Extraction::resolve_fields`]).
     field: (u32, u32),
+    /// Where the field's path comes from, until it is written.
+    source: Option<FieldRef>,
     free_text: bool,
     ip: Option<IpAddr>,
     /// The value's `key_hash` when the prefetch computed it, else 0.
     hash: u64,
+}
+
+/// A free text kept for the automaton scan.
+#[derive(Clone, Copy, Debug)]
+struct Text {
+    /// Its field's path in the arena, once written.
+    field: (u32, u32),
+    /// Where the field's path comes from, until it is written.
+    source: Option<FieldRef>,
+    /// The text, lower-cased.
+    text: (u32, u32),
 }
 
 /// The observables of one alert.
@@ -36,8 +50,9 @@ struct Item {
 pub struct Extraction {
     arena: String,
     items: Vec<Item>,
-    /// Free-text values (lower-cased) and their field, kept for the Aho-Corasick scan.
-    texts: Vec<((u32, u32), (u32, u32))>,
+    /// Free-text values (lower-cased) and their field, kept for the Aho-Corasick scan: the
+    /// field's path once written, else where it comes from.
+    texts: Vec<Text>,
     /// Observables dropped because the alert had more than [`MAX_OBSERVABLES`].
     pub truncated: usize,
     /// `rule.level` of the alert, when present (used for the risk score and IOC sharing).
@@ -128,27 +143,57 @@ impl Extraction {
 
     /// Free-text values kept for the automaton scan, lower-cased.
     pub fn free_texts(&self) -> impl Iterator<Item = &str> {
-        self.texts.iter().map(|(_, text)| self.slice(*text))
+        self.texts.iter().map(|text| self.slice(text.text))
     }
 
-    /// The field of the `idx`-th free text.
+    /// The field of the `idx`-th free text (written by [`Extraction::resolve_fields`]).
     pub fn free_text_field(&self, idx: usize) -> &str {
         self.texts
             .get(idx)
-            .map_or("", |(field, _)| self.slice(*field))
+            .map_or("", |text| self.slice(text.field))
     }
 
-    fn push_text(&mut self, field: &str, text: &str) {
-        let field_start = self.arena.len() as u32;
-        self.arena.push_str(field);
-        let field_end = self.arena.len() as u32;
+    fn push_text(&mut self, field: FieldRef, text: &str) {
+        let start = self.arena.len() as u32;
         for ch in text.chars() {
             self.arena.extend(ch.to_lowercase());
         }
-        self.texts.push((
-            (field_start, field_end),
-            (field_end, self.arena.len() as u32),
-        ));
+        self.texts.push(Text {
+            field: (0, 0),
+            source: Some(field),
+            text: (start, self.arena.len() as u32),
+        });
+    }
+
+    /// Writes out the field paths of the observables and free texts of the alert whose tape
+    /// nodes are `nodes` (the ones it was extracted from). Extraction notes only where a
+    /// field is: its path costs a walk down the tape, paid for the alerts whose fields are
+    /// read (matched ones, for the enrichment). Writing them twice is harmless.
+    pub fn resolve_fields(&mut self, nodes: &[Node<'_>]) {
+        let mut last: Option<(FieldRef, (u32, u32))> = None;
+        let mut resolve = |arena: &mut String, source: FieldRef| match last {
+            Some((done, range)) if done == source => range,
+            _ => {
+                let start = arena.len() as u32;
+                match source {
+                    FieldRef::Node(node) => write_path(nodes, node as usize, arena),
+                    FieldRef::Named(name) => arena.push_str(name),
+                }
+                let range = (start, arena.len() as u32);
+                last = Some((source, range));
+                range
+            }
+        };
+        for item in &mut self.items {
+            if let Some(source) = item.source.take() {
+                item.field = resolve(&mut self.arena, source);
+            }
+        }
+        for text in &mut self.texts {
+            if let Some(source) = text.source.take() {
+                text.field = resolve(&mut self.arena, source);
+            }
+        }
     }
 
     /// The kind of each observable, in order (cheaper than [`Extraction::iter`] for counting).
@@ -165,7 +210,7 @@ impl Extraction {
         &mut self,
         kind: IocKind,
         value: &str,
-        field: &str,
+        field: FieldRef,
         free_text: bool,
         ip: Option<IpAddr>,
     ) -> bool {
@@ -185,9 +230,8 @@ impl Extraction {
         if let Some(idx) = existing {
             // A typed field names the value better than the free text that also held it.
             if self.items[idx].free_text && !free_text {
-                let start = self.arena.len() as u32;
-                self.arena.push_str(field);
-                self.items[idx].field = (start, self.arena.len() as u32);
+                self.items[idx].source = Some(field);
+                self.items[idx].field = (0, 0);
                 self.items[idx].free_text = false;
             }
             return false;
@@ -199,21 +243,11 @@ impl Extraction {
         let value_start = self.arena.len() as u32;
         self.arena.push_str(value);
         let value_end = self.arena.len() as u32;
-        // Consecutive observables of one field share its path text.
-        let field_range = match self.items.last() {
-            Some(last) if &self.arena[last.field.0 as usize..last.field.1 as usize] == field => {
-                last.field
-            }
-            _ => {
-                let start = self.arena.len() as u32;
-                self.arena.push_str(field);
-                (start, self.arena.len() as u32)
-            }
-        };
         self.items.push(Item {
             kind,
             value: (value_start, value_end),
-            field: field_range,
+            field: (0, 0),
+            source: Some(field),
             free_text,
             ip,
             hash: 0,
@@ -235,7 +269,7 @@ impl Sink<'_> {
         &mut self,
         kind: IocKind,
         value: &str,
-        field: &str,
+        field: FieldRef,
         free_text: bool,
         ip: Option<IpAddr>,
     ) {
@@ -274,47 +308,52 @@ pub struct AlertMeta<'a> {
     pub alert_id: Option<&'a str>,
 }
 
-/// The dotted path of the field being walked, as a chain of keys through the walk's stack
-/// frames: written out as text only for fields that yield an observable.
-#[derive(Clone, Copy)]
-struct PathLink<'p> {
-    key: &'p str,
-    parent: Option<&'p PathLink<'p>>,
+/// Where an observable's field is: its path is written out only for the alerts whose fields
+/// are read ([`Extraction::resolve_fields`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FieldRef {
+    /// The tape index of the field's value.
+    Node(u32),
+    /// A path of its own (an observable made from several fields).
+    Named(&'static str),
 }
 
-impl PathLink<'_> {
-    /// Replaces `path` with this link's dotted path.
-    fn write(&self, path: &mut String) {
-        path.clear();
-        // The keys, innermost first, gathered without recursion for the usual depths.
-        let mut keys = [""; 8];
-        let mut n = 0;
-        let mut link = Some(self);
-        while let Some(at) = link {
-            if n == keys.len() {
-                // Deeper than that: the outer part first, by recursion.
-                at.append(path);
-                path.push('.');
+/// Appends the dotted path of the value at tape index `target` (object keys from the root
+/// down; array positions are not part of a path) to `out`.
+fn write_path(nodes: &[Node<'_>], target: usize, out: &mut String) {
+    let mut idx = 0;
+    let mut first = true;
+    while idx < target {
+        let (len, is_object) = match nodes.get(idx) {
+            Some(Node::Object { len, .. }) => (*len, true),
+            Some(Node::Array { len, .. }) => (*len, false),
+            _ => return,
+        };
+        // The member (or element) whose value holds `target`.
+        let mut child = idx + 1;
+        let mut inner = None;
+        for _ in 0..len {
+            let value_idx = child + usize::from(is_object);
+            let end = value_idx + span(nodes, value_idx);
+            if target < end {
+                inner = Some((child, value_idx));
                 break;
             }
-            keys[n] = at.key;
-            n += 1;
-            link = at.parent;
+            child = end;
         }
-        for (idx, key) in keys[..n].iter().rev().enumerate() {
-            if idx > 0 {
-                path.push('.');
+        let Some((child, value_idx)) = inner else {
+            return;
+        };
+        if is_object {
+            if let Some(Node::String(key)) = nodes.get(child) {
+                if !first {
+                    out.push('.');
+                }
+                out.push_str(key);
+                first = false;
             }
-            path.push_str(key);
         }
-    }
-
-    fn append(&self, path: &mut String) {
-        if let Some(parent) = self.parent {
-            parent.append(path);
-            path.push('.');
-        }
-        path.push_str(self.key);
+        idx = value_idx;
     }
 }
 
@@ -322,7 +361,8 @@ impl PathLink<'_> {
 pub struct Extractor {
     table: FieldTable,
     scanner: TextScanner,
-    path: String,
+    /// The field being read (its value's tape index).
+    field: FieldRef,
     /// Suricata's `http.hostname` (normalised) and `http.url` path, joined into a URL after
     /// the walk; empty when the alert has none.
     http_host: String,
@@ -348,7 +388,7 @@ impl Extractor {
         Extractor {
             table,
             scanner: TextScanner::default(),
-            path: String::with_capacity(128),
+            field: FieldRef::Node(0),
             http_host: String::new(),
             http_path: String::new(),
             url: NormalizedUrl::default(),
@@ -359,7 +399,7 @@ impl Extractor {
     }
 
     /// Extracts from the alert object whose tape nodes are `nodes` (starting at its header),
-    /// its envelope included.
+    /// its envelope and field paths included.
     pub fn extract(&mut self, nodes: &[Node<'_>], out: &mut Extraction) {
         self.extract_into(
             nodes,
@@ -369,13 +409,15 @@ impl Extractor {
             },
         );
         self.read_envelope(nodes, out);
+        out.resolve_fields(nodes);
     }
 
     /// `extract`, prefetching what matching each observable against `snapshot` will read as
     /// soon as the observable is found: the cache misses of the lookups then overlap with the
     /// rest of the extraction instead of stalling the match stage. The envelope (rule level,
-    /// agent, ids, `misp`/`threat` keys) is not read: [`Extractor::read_envelope`] reads it
-    /// when it is needed, which for most deployments is for matched alerts only.
+    /// agent, ids, `misp`/`threat` keys) is not read and the field paths are not written:
+    /// [`Extractor::read_envelope`] and [`Extraction::resolve_fields`] do that when they are
+    /// needed, which for most deployments is for matched alerts only.
     pub fn extract_prefetching(
         &mut self,
         nodes: &[Node<'_>],
@@ -402,14 +444,13 @@ impl Extractor {
 
     fn extract_into(&mut self, nodes: &[Node<'_>], out: &mut Sink<'_>) {
         out.clear();
-        self.path.clear();
         self.http_host.clear();
         self.http_path.clear();
         self.envelopes.clear();
         if !matches!(nodes.first(), Some(Node::Object { .. })) {
             return;
         }
-        self.walk(nodes, 0, 0, Scope::ROOT, None, out);
+        self.walk(nodes, 0, 0, Scope::ROOT, out);
         if !self.http_host.is_empty() && !self.http_path.is_empty() {
             let text = &mut self.scratch;
             text.clear();
@@ -417,7 +458,8 @@ impl Extractor {
             text.push_str(&self.http_host);
             text.push_str(&self.http_path);
             if normalize::normalize_url_into(text, &mut self.url) {
-                out.push(IocKind::Url, &self.url.url, "data.http.url", false, None);
+                let field = FieldRef::Named("data.http.url");
+                out.push(IocKind::Url, &self.url.url, field, false, None);
             }
         }
     }
@@ -450,15 +492,14 @@ impl Extractor {
         }
     }
 
-    /// Walks the value at `idx`, the value of the field at `scope` and `link`; spans are
-    /// computed by the caller.
+    /// Walks the value at `idx`, the value of the field at `scope`; spans are computed by
+    /// the caller.
     fn walk(
         &mut self,
         nodes: &[Node<'_>],
         idx: usize,
         depth: usize,
         scope: Scope,
-        link: Option<&PathLink<'_>>,
         out: &mut Sink<'_>,
     ) {
         if depth > MAX_DEPTH {
@@ -472,10 +513,6 @@ impl Extractor {
                         return;
                     };
                     let value_idx = child + 1;
-                    let link = PathLink {
-                        key: child_key,
-                        parent: link,
-                    };
                     let (mut role, child_scope) = self.table.lookup(scope, child_key);
                     if depth == 0 && self.table.envelope(child_scope).is_some() {
                         self.envelopes.push((child_scope, value_idx));
@@ -491,29 +528,22 @@ impl Extractor {
                     if role != Some(Role::Skip) {
                         match (role, nodes.get(value_idx)) {
                             (Some(role), Some(Node::String(text))) => {
-                                self.leaf(role, text, &link, out)
+                                self.leaf(role, text, value_idx, out)
                             }
                             (Some(role), Some(Node::Array { .. })) => self.array_of(
                                 role,
                                 nodes,
                                 value_idx,
                                 depth + 1,
-                                (child_scope.without_key(), &link),
+                                child_scope.without_key(),
                                 out,
                             ),
                             // What `walk` would do with a string or a scalar, without the call.
                             (None, Some(Node::String(text))) if depth < MAX_DEPTH => {
-                                self.free_text(text, Some(&link), out)
+                                self.free_text(text, Some(value_idx), out)
                             }
                             (_, Some(Node::Static(_)) | None) => {}
-                            _ => self.walk(
-                                nodes,
-                                value_idx,
-                                depth + 1,
-                                child_scope,
-                                Some(&link),
-                                out,
-                            ),
+                            _ => self.walk(nodes, value_idx, depth + 1, child_scope, out),
                         }
                     }
                     child = value_idx + span(nodes, value_idx);
@@ -525,29 +555,29 @@ impl Extractor {
                     match nodes.get(child) {
                         None => return,
                         Some(Node::String(text)) if depth < MAX_DEPTH => {
-                            self.free_text(text, link, out)
+                            self.free_text(text, Some(child), out)
                         }
                         Some(Node::Static(_)) => {}
-                        Some(_) => self.walk(nodes, child, depth + 1, scope, link, out),
+                        Some(_) => self.walk(nodes, child, depth + 1, scope, out),
                     }
                     child += span(nodes, child);
                 }
             }
             // A field the table does not name: generic free-text scan.
-            Some(Node::String(text)) if depth > 0 => self.free_text(text, link, out),
+            Some(Node::String(text)) if depth > 0 => self.free_text(text, Some(idx), out),
             _ => {}
         }
     }
 
     /// An array under a field with a role: each string element gets the role; other
-    /// elements are walked at `at` (the array's scope and path).
+    /// elements are walked at `scope` (the array's).
     fn array_of(
         &mut self,
         role: Role,
         nodes: &[Node<'_>],
         idx: usize,
         depth: usize,
-        at: (Scope, &PathLink<'_>),
+        scope: Scope,
         out: &mut Sink<'_>,
     ) {
         let Some(Node::Array { len, .. }) = nodes.get(idx) else {
@@ -556,17 +586,20 @@ impl Extractor {
         let mut child = idx + 1;
         for _ in 0..*len {
             match nodes.get(child) {
-                Some(Node::String(text)) => self.leaf(role, text, at.1, out),
-                Some(_) => self.walk(nodes, child, depth + 1, at.0, Some(at.1), out),
+                Some(Node::String(text)) => self.leaf(role, text, child, out),
+                Some(_) => self.walk(nodes, child, depth + 1, scope, out),
                 None => return,
             }
             child += span(nodes, child);
         }
     }
 
-    /// Scans a free-text value. `link` is the field's path, written out only when the text
-    /// yields something; `None` when `self.path` already holds it (a typed field's fallback).
-    fn free_text(&mut self, text: &str, link: Option<&PathLink<'_>>, out: &mut Sink<'_>) {
+    /// Scans a free-text value: the value at tape index `node`, or (`None`) the value of
+    /// `self.field` (a typed field's fallback).
+    fn free_text(&mut self, text: &str, node: Option<usize>, out: &mut Sink<'_>) {
+        if let Some(node) = node {
+            self.field = FieldRef::Node(node as u32);
+        }
         if text.len() < 4 {
             return;
         }
@@ -583,46 +616,30 @@ impl Extractor {
             return;
         }
         let has_mark = self.scanner.load(text);
-        let mut path_ready = link.is_none();
+        let field = self.field;
         if self.collect_texts {
-            if let Some(link) = link {
-                link.write(&mut self.path);
-                path_ready = true;
-            }
-            out.push_text(&self.path, text);
+            out.push_text(field, text);
         }
         // Long texts with neither (GUIDs, product names, channel paths) end here.
         if !has_mark && !has_hex_run(bytes, 32) {
             return;
         }
-        let field = &mut self.path;
         self.scanner.scan_loaded(text, &mut |kind, value, ip| {
-            if !path_ready {
-                if let Some(link) = link {
-                    link.write(field);
-                }
-                path_ready = true;
-            }
             out.push(kind, value, field, true, ip)
         });
     }
 
-    /// A field with a role: `text` read as the role says, `link` its path.
-    fn leaf(&mut self, role: Role, text: &str, link: &PathLink<'_>, out: &mut Sink<'_>) {
+    /// A field with a role: `text`, the value at tape index `node`, read as the role says.
+    fn leaf(&mut self, role: Role, text: &str, node: usize, out: &mut Sink<'_>) {
         let value = normalize::trim(text);
         if value.is_empty() || value == "-" || value == "null" {
             return;
         }
+        self.field = FieldRef::Node(node as u32);
         match role {
-            Role::Skip | Role::EventSystem => return,
-            // The path is written only if the text yields something (most do not). An event
-            // message that reached here has no `eventdata` to repeat.
-            Role::FreeText => return self.free_text(value, Some(link), out),
-            _ => link.write(&mut self.path),
-        }
-        match role {
-            // Taken above.
-            Role::Skip | Role::EventSystem | Role::FreeText => {}
+            Role::Skip | Role::EventSystem => {}
+            // An event message that reached here has no `eventdata` to repeat.
+            Role::FreeText => self.free_text(value, None, out),
             // An address field holding a name is read as a host field: one parse either way.
             Role::Ip => self.host(value, out),
             Role::Host | Role::HttpHost => {
@@ -638,10 +655,10 @@ impl Extractor {
             }
             Role::Url => {
                 if value.starts_with('/') {
-                    out.push(IocKind::UriPath, value, &self.path, false, None);
+                    out.push(IocKind::UriPath, value, self.field, false, None);
                     self.free_text(value, None, out);
                 } else if normalize::normalize_url_into(value, &mut self.url) {
-                    out.push(IocKind::Url, &self.url.url, &self.path, false, None);
+                    out.push(IocKind::Url, &self.url.url, self.field, false, None);
                     let url = std::mem::take(&mut self.url);
                     self.host(url.host(), out);
                     self.url = url;
@@ -651,7 +668,7 @@ impl Extractor {
             }
             Role::HttpPath => {
                 if value.starts_with('/') {
-                    out.push(IocKind::UriPath, value, &self.path, false, None);
+                    out.push(IocKind::UriPath, value, self.field, false, None);
                     self.http_path.clear();
                     self.http_path.push_str(value);
                 }
@@ -660,15 +677,15 @@ impl Extractor {
             Role::Email => match normalize::normalize_email_into(value, &mut self.scratch) {
                 Some(domain_start) => {
                     let email = &self.scratch;
-                    out.push(IocKind::Email, email, &self.path, false, None);
+                    out.push(IocKind::Email, email, self.field, false, None);
                     let domain = &email[domain_start..];
-                    out.push(IocKind::Domain, domain, &self.path, false, None);
+                    out.push(IocKind::Domain, domain, self.field, false, None);
                 }
                 None => self.free_text(value, None, out),
             },
             Role::Hash => {
                 if normalize::normalize_hash_into(value, &mut self.scratch) {
-                    out.push(IocKind::Hash, &self.scratch, &self.path, false, None);
+                    out.push(IocKind::Hash, &self.scratch, self.field, false, None);
                 } else {
                     self.free_text(value, None, out);
                 }
@@ -686,7 +703,7 @@ impl Extractor {
                         None => part,
                     };
                     if normalize::normalize_hash_into(hash, &mut self.scratch) {
-                        out.push(IocKind::Hash, &self.scratch, &self.path, false, None);
+                        out.push(IocKind::Hash, &self.scratch, self.field, false, None);
                     }
                     match next {
                         Some(next) => rest = next,
@@ -696,7 +713,7 @@ impl Extractor {
             }
             Role::FilePath => {
                 if normalize::normalize_filename_into(value, &mut self.scratch) {
-                    out.push(IocKind::Filename, &self.scratch, &self.path, false, None);
+                    out.push(IocKind::Filename, &self.scratch, self.field, false, None);
                 }
             }
             Role::PathOrRegKey => {
@@ -705,10 +722,10 @@ impl Extractor {
                     .map(|p| p.eq_ignore_ascii_case("hkey_") || p.eq_ignore_ascii_case("hklm\\"));
                 if upper_start == Some(true) {
                     if normalize::normalize_text_into(value, &mut self.scratch) {
-                        out.push(IocKind::Text, &self.scratch, &self.path, false, None);
+                        out.push(IocKind::Text, &self.scratch, self.field, false, None);
                     }
                 } else if normalize::normalize_filename_into(value, &mut self.scratch) {
-                    out.push(IocKind::Filename, &self.scratch, &self.path, false, None);
+                    out.push(IocKind::Filename, &self.scratch, self.field, false, None);
                 }
             }
             Role::DnsResults => {
@@ -730,7 +747,7 @@ impl Extractor {
                         Some(_) => {}
                         None => {
                             if normalize::normalize_domain_into(candidate, &mut self.scratch) {
-                                out.push(IocKind::Domain, &self.scratch, &self.path, false, None);
+                                out.push(IocKind::Domain, &self.scratch, self.field, false, None);
                             }
                         }
                     }
@@ -738,7 +755,7 @@ impl Extractor {
             }
             Role::ExactText => {
                 if normalize::normalize_text_into(value, &mut self.scratch) {
-                    out.push(IocKind::Text, &self.scratch, &self.path, false, None);
+                    out.push(IocKind::Text, &self.scratch, self.field, false, None);
                 }
             }
         }
@@ -747,7 +764,7 @@ impl Extractor {
     /// Pushes address `ip`; `text` is its canonical text when the field held it as is.
     fn push_ip(&mut self, ip: IpAddr, text: Option<&str>, out: &mut Sink<'_>) {
         let text = normalize::ip_text(&ip, text, &mut self.scratch);
-        out.push(IocKind::Ip, text, &self.path, false, Some(ip));
+        out.push(IocKind::Ip, text, self.field, false, Some(ip));
     }
 
     /// A host field: an IP, a domain, or (for odd values) free text.
@@ -757,9 +774,9 @@ impl Extractor {
                 self.push_ip(ip, text, out);
             }
         } else if normalize::normalize_domain_into(value, &mut self.scratch) {
-            out.push(IocKind::Domain, &self.scratch, &self.path, false, None);
+            out.push(IocKind::Domain, &self.scratch, self.field, false, None);
         } else if normalize::normalize_url_into(value, &mut self.url) {
-            out.push(IocKind::Url, &self.url.url, &self.path, false, None);
+            out.push(IocKind::Url, &self.url.url, self.field, false, None);
         } else if value.contains(' ') {
             self.free_text(value, None, out);
         }
@@ -846,23 +863,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn path_links_write_dotted_paths_at_any_depth() {
+    fn paths_are_written_from_the_tape_at_any_depth() {
         let keys: Vec<String> = (0..20).map(|idx| format!("k{idx}")).collect();
         for depth in 1..=keys.len() {
-            // Build the chain outermost first, as the walk does.
-            fn write_chain(keys: &[String], parent: Option<&PathLink<'_>>, out: &mut String) {
-                let link = PathLink {
-                    key: &keys[0],
-                    parent,
-                };
-                match keys.get(1..).filter(|rest| !rest.is_empty()) {
-                    Some(rest) => write_chain(rest, Some(&link), out),
-                    None => link.write(out),
-                }
+            let mut json = String::new();
+            for key in &keys[..depth] {
+                json.push_str(&format!(r#"{{"x":1,"{key}":"#));
             }
-            let mut path = String::from("stale");
-            write_chain(&keys[..depth], None, &mut path);
-            assert_eq!(path, keys[..depth].join("."), "depth {depth}");
+            json.push_str(r#""v""#);
+            json.push_str(&"}".repeat(depth));
+            let mut bytes = json.into_bytes();
+            let tape = simd_json::to_tape(&mut bytes).expect("valid JSON");
+            let target = tape.0.len() - 1;
+            let mut path = String::from("arena:");
+            write_path(&tape.0, target, &mut path);
+            assert_eq!(
+                path,
+                format!("arena:{}", keys[..depth].join(".")),
+                "depth {depth}"
+            );
+        }
+        // Array positions are not part of a path; siblings before the value are skipped.
+        let mut bytes =
+            br#"{"a":[{"n":2},{"b":["x",{"c":"y"}],"d":"z"}],"e":{"f":[["w"]]}}"#.to_vec();
+        let tape = simd_json::to_tape(&mut bytes).expect("valid JSON");
+        let at = |text: &str| {
+            tape.0
+                .iter()
+                .position(|node| matches!(node, Node::String(s) if *s == text))
+                .unwrap()
+        };
+        for (value, want) in [("x", "a.b"), ("y", "a.b.c"), ("z", "a.d"), ("w", "e.f")] {
+            let mut path = String::new();
+            write_path(&tape.0, at(value), &mut path);
+            assert_eq!(path, want, "{value}");
         }
     }
 

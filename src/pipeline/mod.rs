@@ -31,9 +31,10 @@ pub struct ProcessorOptions {
     /// Larger messages are dead letters.
     pub max_message_bytes: usize,
     pub enrich: EnrichOptions,
-    /// Read the envelope (rule level, agent, ids) of unmatched alerts too, not only of
-    /// matched ones: live queries, IOC sharing and pass-through record keys need it.
-    pub envelope_of_unmatched: bool,
+    /// Read the envelope (rule level, agent, ids) and write the observables' field paths of
+    /// unmatched alerts too, not only of matched ones: live queries, IOC sharing and
+    /// pass-through record keys read them.
+    pub describe_unmatched: bool,
 }
 
 impl Default for ProcessorOptions {
@@ -43,7 +44,7 @@ impl Default for ProcessorOptions {
             // Wazuh caps an event at 64 KiB; alerts with previous_output can be larger.
             max_message_bytes: 1 << 20,
             enrich: EnrichOptions::default(),
-            envelope_of_unmatched: false,
+            describe_unmatched: false,
         }
     }
 }
@@ -134,9 +135,9 @@ impl Processor {
         }
     }
 
-    /// The observables of the last processed alert. Its envelope (rule level, agent, ids) is
-    /// read for a matched alert, and for an unmatched one only with
-    /// [`ProcessorOptions::envelope_of_unmatched`].
+    /// The observables of the last processed alert. Its envelope (rule level, agent, ids) and
+    /// its observables' fields are there for a matched alert, and for an unmatched one only
+    /// with [`ProcessorOptions::describe_unmatched`] (otherwise fields read empty).
     pub fn extraction(&self) -> &Extraction {
         &self.stages.extraction
     }
@@ -293,7 +294,7 @@ impl Stages {
         let nodes = &nodes[root..];
         self.extractor
             .extract_prefetching(nodes, &mut self.extraction, snapshot);
-        if options.envelope_of_unmatched {
+        if options.describe_unmatched {
             // Read here, it also gives the prefetches of the last observables time to land.
             self.extractor.read_envelope(nodes, &mut self.extraction);
         }
@@ -302,12 +303,15 @@ impl Stages {
             .match_all(snapshot, &self.extraction, &mut self.hits);
         tick(clock, 2);
         self.output.clear();
+        if options.describe_unmatched || !self.hits.is_empty() {
+            if !options.describe_unmatched {
+                self.extractor.read_envelope(nodes, &mut self.extraction);
+            }
+            self.extraction.resolve_fields(nodes);
+        }
         let outcome = if self.hits.is_empty() {
             Outcome::Unmatched
         } else {
-            if !options.envelope_of_unmatched {
-                self.extractor.read_envelope(nodes, &mut self.extraction);
-            }
             write_enriched(
                 alert_bytes,
                 &self.extraction,
@@ -348,11 +352,11 @@ mod tests {
     const UNMATCHED: &str = r#"{"timestamp":"2026-11-25T10:15:31.123+0000","rule":{"level":9,"id":"5710","description":"invalid user"},"agent":{"id":"008","name":"web-02"},"id":"1.3","data":{"srcip":"10.1.2.3"}}"#;
 
     #[test]
-    fn envelope_is_read_for_matched_alerts_and_on_request_for_unmatched_ones() {
+    fn envelope_and_fields_are_there_for_matched_alerts_and_on_request_for_unmatched_ones() {
         let snapshot = crate::kafka::demo::sample_snapshot().unwrap();
-        for envelope_of_unmatched in [false, true] {
+        for describe_unmatched in [false, true] {
             let mut processor = Processor::new(ProcessorOptions {
-                envelope_of_unmatched,
+                describe_unmatched,
                 ..ProcessorOptions::default()
             });
             let outcome = processor.process(MATCHED.as_bytes(), &snapshot);
@@ -361,6 +365,7 @@ mod tests {
             assert_eq!(extraction.rule_level, Some(12));
             assert_eq!(extraction.agent_id(), Some("007"));
             assert_eq!(extraction.meta().rule_id, Some("5712"));
+            assert_eq!(extraction.get(0).field, "data.srcip");
             let enriched: serde_json::Value = serde_json::from_slice(processor.output()).unwrap();
             assert_eq!(enriched["wazuh_misp"]["risk_score"], 70, "{enriched}");
 
@@ -368,12 +373,14 @@ mod tests {
             assert_eq!(outcome, Outcome::Unmatched);
             let extraction = processor.extraction();
             assert_eq!(extraction.get(0).value, "10.1.2.3");
-            if envelope_of_unmatched {
+            if describe_unmatched {
+                assert_eq!(extraction.get(0).field, "data.srcip");
                 assert_eq!(extraction.rule_level, Some(9));
                 assert_eq!(extraction.agent_id(), Some("008"));
                 assert_eq!(extraction.meta().agent_name, Some("web-02"));
             } else {
                 // Not read, and nothing left over from the matched alert before it.
+                assert_eq!(extraction.get(0).field, "");
                 assert_eq!(extraction.rule_level, None);
                 assert_eq!(extraction.agent_id(), None);
                 assert_eq!(extraction.meta().agent_name, None);

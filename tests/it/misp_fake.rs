@@ -459,7 +459,7 @@ fn live_queries_enrich_high_level_alerts_within_the_budget() {
     };
     // As the pipeline sets it when it runs live queries: they read the alert's rule level.
     let mut processor = Processor::new(ProcessorOptions {
-        envelope_of_unmatched: true,
+        describe_unmatched: true,
         ..ProcessorOptions::default()
     });
 

@@ -63,7 +63,7 @@ fn shared_records() -> Vec<Value> {
     let sharing = IocSharing::new(10, Duration::from_secs(3600));
     // As the pipeline sets it when it shares IOCs: sharing reads the alert's envelope.
     let mut processor = Processor::new(ProcessorOptions {
-        envelope_of_unmatched: true,
+        describe_unmatched: true,
         ..ProcessorOptions::default()
     });
     let alert = r#"{"timestamp":"2026-11-25T10:15:30.123+0000","rule":{"level":12,"id":"5712","description":"brute force"},"agent":{"id":"001","name":"web-01"},"id":"1.2",
