@@ -88,6 +88,9 @@ impl Extraction {
         self.items.is_empty()
     }
 
+    /// The `idx`-th observable. Its `field` is empty until [`Extraction::resolve_fields`] has
+    /// written the paths ([`Extractor::extract`] does; the `Processor` does for matched
+    /// alerts, or for all with `describe_unmatched`).
     pub fn get(&self, idx: usize) -> Observable<'_> {
         let item = &self.items[idx];
         Observable {
