@@ -376,7 +376,7 @@ pub fn incremental_filter(since: i64, config: &Config, by_event: bool) -> Value 
     filter
 }
 
-/// What changed in one [`IntelUpdater::step`].
+/// What changed in one [`IntelUpdater::tick`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     Idle,
