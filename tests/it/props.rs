@@ -1,9 +1,11 @@
 //! Property tests: no input makes decode or extract panic; whatever is enriched is valid JSON
-//! that keeps the input and validates against the output schema.
+//! that keeps the input and validates against the output schema; what the processor reads of
+//! the envelope and fields only on demand is there when asked for, however the alert came.
 
 use proptest::prelude::*;
 use serde_json::Value;
 
+use wazuh_misp::pipeline::extract::{Extraction, Extractor};
 use wazuh_misp::pipeline::{Outcome, Processor, ProcessorOptions};
 
 fn snapshot() -> &'static wazuh_misp::intel::IntelSnapshot {
@@ -84,6 +86,34 @@ proptest! {
         if let Outcome::Enriched { .. } = outcome {
             prop_assert!(serde_json::from_slice::<Value>(processor.output()).is_ok());
         }
+    }
+
+    #[test]
+    fn fields_and_envelope_read_afterwards_are_the_walks_own(data in json_value(), full_log in ioc_string(), wrap in 0u8..3) {
+        let alert = serde_json::json!({"rule": {"level": 7}, "agent": {"id": "004"}, "data": data, "full_log": full_log});
+        let payload = match wrap {
+            0 => alert.to_string(),
+            1 => serde_json::json!({"@timestamp": "x", "json": alert}).to_string(),
+            _ => serde_json::json!({"message": alert.to_string()}).to_string(),
+        };
+        // What the extractor finds in the bare alert, envelope and field paths included ...
+        let mut bytes = alert.to_string().into_bytes();
+        let tape = simd_json::to_tape(&mut bytes).unwrap();
+        let mut whole = Extraction::default();
+        Extractor::default().extract(&tape.0, &mut whole);
+        // ... is what the processor has when asked for it, matched or not, raw, nested or in a
+        // message string.
+        let mut processor = Processor::new(ProcessorOptions {
+            describe_unmatched: true,
+            ..ProcessorOptions::default()
+        });
+        prop_assert!(!matches!(processor.process(payload.as_bytes(), snapshot()), Outcome::DeadLetter(_)));
+        let lazy = processor.extraction();
+        let facts = |e: &Extraction| e.iter().map(|o| (o.kind, o.value.to_string(), o.field.to_string())).collect::<Vec<_>>();
+        prop_assert_eq!(facts(lazy), facts(&whole));
+        prop_assert!(facts(&whole).iter().all(|(_, _, field)| field.starts_with("data") || field == "full_log"));
+        prop_assert_eq!(lazy.rule_level, Some(7));
+        prop_assert_eq!(lazy.agent_id(), Some("004"));
     }
 
     #[test]
