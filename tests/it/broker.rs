@@ -546,12 +546,24 @@ fn binary_run_scrape_and_sigterm() {
             .spawn()
             .unwrap(),
     );
+    // Read its log as it is written: a child blocked on a full stderr pipe would stall, and a
+    // failure below shows the log.
+    let mut stderr = child.0.stderr.take().unwrap();
+    let log_reader = std::thread::spawn(move || {
+        let mut logs = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut logs);
+        logs
+    });
     let committed = wait_committed(&config, 2, payloads.len() as i64, Duration::from_secs(60));
-    assert_eq!(
-        committed,
-        payloads.len() as i64,
-        "the binary consumed and committed everything"
-    );
+    if committed != payloads.len() as i64 {
+        let _ = child.0.kill();
+        let _ = child.0.wait();
+        let logs = log_reader.join().unwrap_or_default();
+        panic!(
+            "the binary consumed and committed {committed} of {} records; its log:\n{logs}",
+            payloads.len()
+        );
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -595,8 +607,7 @@ fn binary_run_scrape_and_sigterm() {
         .unwrap();
     assert!(status.success());
     let exit = child.0.wait().unwrap();
-    let mut logs = String::new();
-    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    let logs = log_reader.join().unwrap();
     assert!(exit.success(), "exit {exit:?}; logs:\n{logs}");
     assert!(
         logs.contains("Shutdown requested") && logs.contains("Pipeline stopped"),
