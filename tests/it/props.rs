@@ -76,6 +76,16 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
+/// `alert` as a shipper may send it: raw (0), nested under `json` (1), or as a JSON string in
+/// `message` (2).
+fn wrapped(alert: &Value, wrap: u8) -> String {
+    match wrap {
+        0 => alert.to_string(),
+        1 => serde_json::json!({"@timestamp": "x", "json": alert}).to_string(),
+        _ => serde_json::json!({"message": alert.to_string()}).to_string(),
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
 
@@ -89,13 +99,9 @@ proptest! {
     }
 
     #[test]
-    fn fields_and_envelope_read_afterwards_are_the_walks_own(data in json_value(), full_log in ioc_string(), wrap in 0u8..3) {
+    fn fields_and_envelope_are_there_when_asked_for(data in json_value(), full_log in ioc_string(), wrap in 0u8..3) {
         let alert = serde_json::json!({"rule": {"level": 7}, "agent": {"id": "004"}, "data": data, "full_log": full_log});
-        let payload = match wrap {
-            0 => alert.to_string(),
-            1 => serde_json::json!({"@timestamp": "x", "json": alert}).to_string(),
-            _ => serde_json::json!({"message": alert.to_string()}).to_string(),
-        };
+        let payload = wrapped(&alert, wrap);
         // What the extractor finds in the bare alert, envelope and field paths included ...
         let mut bytes = alert.to_string().into_bytes();
         let tape = simd_json::to_tape(&mut bytes).unwrap();
@@ -119,11 +125,7 @@ proptest! {
     #[test]
     fn arbitrary_alerts_never_panic_and_enrich_validly(data in json_value(), full_log in ioc_string(), wrap in 0u8..3) {
         let alert = serde_json::json!({"rule": {"level": 5}, "agent": {"id": "001"}, "data": data, "full_log": full_log});
-        let payload = match wrap {
-            0 => alert.to_string(),
-            1 => serde_json::json!({"@timestamp": "x", "json": alert}).to_string(),
-            _ => serde_json::json!({"message": alert.to_string()}).to_string(),
-        };
+        let payload = wrapped(&alert, wrap);
         let mut processor = Processor::new(ProcessorOptions::default());
         match processor.process(payload.as_bytes(), snapshot()) {
             Outcome::DeadLetter(err) => prop_assert!(false, "valid alert rejected: {err}"),
