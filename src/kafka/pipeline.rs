@@ -318,9 +318,9 @@ pub struct PipelineDeps {
     pub live_query: Option<Arc<crate::misp::lookup::AlertLiveQuery>>,
 }
 
-/// The processor's options. The envelope (rule level, agent, ids) of an unmatched alert is
-/// read only when something here reads it: IOC sharing and live queries (rule level, agent),
-/// or pass-through records (keyed by agent).
+/// The processor's options. The envelope (rule level, agent, ids) and field paths of an
+/// unmatched alert are read only when something here reads them: IOC sharing and live
+/// queries (rule level, agent, fields), or pass-through records (keyed by agent).
 fn processor_options(config: &Config, deps: &PipelineDeps) -> ProcessorOptions {
     ProcessorOptions {
         describe_unmatched: config.output.pass_through

@@ -376,8 +376,8 @@ pub struct Extractor {
     pub collect_texts: bool,
     /// Normalised values are written here before being copied into the extraction.
     scratch: String,
-    /// The alert's envelope members (scope, value index), read after the walk.
-    envelopes: Vec<(Scope, usize)>,
+    /// The alert's envelope members (which, value index), read after the walk.
+    envelopes: Vec<(Envelope, usize)>,
 }
 
 impl Default for Extractor {
@@ -411,16 +411,15 @@ impl Extractor {
                 snapshot: None,
             },
         );
-        self.read_envelope(nodes, out);
-        out.resolve_fields(nodes);
+        self.describe(nodes, out);
     }
 
     /// `extract`, prefetching what matching each observable against `snapshot` will read as
     /// soon as the observable is found: the cache misses of the lookups then overlap with the
     /// rest of the extraction instead of stalling the match stage. The envelope (rule level,
     /// agent, ids, `misp`/`threat` keys) is not read and the field paths are not written:
-    /// [`Extractor::read_envelope`] and [`Extraction::resolve_fields`] do that when they are
-    /// needed, which for most deployments is for matched alerts only.
+    /// [`Extractor::describe`] does that when they are needed, which for most deployments is
+    /// for matched alerts only.
     pub fn extract_prefetching(
         &mut self,
         nodes: &[Node<'_>],
@@ -436,13 +435,13 @@ impl Extractor {
         );
     }
 
-    /// Reads the envelope of the alert last walked by [`Extractor::extract_prefetching`]
-    /// (the same `nodes`) into `out`.
-    pub fn read_envelope(&mut self, nodes: &[Node<'_>], out: &mut Extraction) {
-        for idx in 0..self.envelopes.len() {
-            let (scope, value_idx) = self.envelopes[idx];
-            self.envelope(scope, nodes, value_idx, out);
+    /// Reads the envelope and writes the field paths of the alert last walked by
+    /// [`Extractor::extract_prefetching`] (the same `nodes`) into `out`.
+    pub fn describe(&self, nodes: &[Node<'_>], out: &mut Extraction) {
+        for &(envelope, value_idx) in &self.envelopes {
+            read_envelope(envelope, nodes, value_idx, out);
         }
+        out.resolve_fields(nodes);
     }
 
     fn extract_into(&mut self, nodes: &[Node<'_>], out: &mut Sink<'_>) {
@@ -464,34 +463,6 @@ impl Extractor {
                 let field = FieldRef::Named("data.http.url");
                 out.push(IocKind::Url, &self.url.url, field, false, None);
             }
-        }
-    }
-
-    /// Records the top-level facts needed after the walk (rule level, agent, ids) for the
-    /// top-level key at `scope` whose value is at `value_idx`.
-    fn envelope(&self, scope: Scope, nodes: &[Node<'_>], value_idx: usize, out: &mut Extraction) {
-        match self.table.envelope(scope) {
-            None => {}
-            Some(Envelope::Rule) => {
-                let [level, id, description] =
-                    members(nodes, value_idx, ["level", "id", "description"]);
-                out.rule_level = level.and_then(|idx| rule_level(nodes, idx));
-                out.set_meta(1, id.and_then(|idx| string_at(nodes, idx)));
-                out.set_meta(2, description.and_then(|idx| string_at(nodes, idx)));
-            }
-            Some(Envelope::Agent) => {
-                let [id, name] = members(nodes, value_idx, ["id", "name"]);
-                if let Some(id) = id.and_then(|idx| string_at(nodes, idx)) {
-                    let start = out.arena.len() as u32;
-                    out.arena.push_str(id);
-                    out.agent_id = Some((start, out.arena.len() as u32));
-                }
-                out.set_meta(0, name.and_then(|idx| string_at(nodes, idx)));
-            }
-            Some(Envelope::Timestamp) => out.set_meta(3, string_at(nodes, value_idx)),
-            Some(Envelope::Id) => out.set_meta(4, string_at(nodes, value_idx)),
-            Some(Envelope::Misp) => out.has_misp_key = true,
-            Some(Envelope::Threat) => out.has_threat_key = true,
         }
     }
 
@@ -517,8 +488,10 @@ impl Extractor {
                     };
                     let value_idx = child + 1;
                     let (mut role, child_scope) = self.table.lookup(scope, child_key);
-                    if depth == 0 && self.table.envelope(child_scope).is_some() {
-                        self.envelopes.push((child_scope, value_idx));
+                    if depth == 0 {
+                        if let Some(envelope) = self.table.envelope(child_scope) {
+                            self.envelopes.push((envelope, value_idx));
+                        }
                     }
                     if role == Some(Role::EventSystem) {
                         // `system` and `eventdata` are siblings in `data.win`.
@@ -783,6 +756,33 @@ impl Extractor {
         } else if value.contains(' ') {
             self.free_text(value, None, out);
         }
+    }
+}
+
+/// Records the top-level facts needed after the walk (rule level, agent, ids) of the
+/// `envelope` member whose value is at `value_idx`.
+fn read_envelope(envelope: Envelope, nodes: &[Node<'_>], value_idx: usize, out: &mut Extraction) {
+    match envelope {
+        Envelope::Rule => {
+            let [level, id, description] =
+                members(nodes, value_idx, ["level", "id", "description"]);
+            out.rule_level = level.and_then(|idx| rule_level(nodes, idx));
+            out.set_meta(1, id.and_then(|idx| string_at(nodes, idx)));
+            out.set_meta(2, description.and_then(|idx| string_at(nodes, idx)));
+        }
+        Envelope::Agent => {
+            let [id, name] = members(nodes, value_idx, ["id", "name"]);
+            if let Some(id) = id.and_then(|idx| string_at(nodes, idx)) {
+                let start = out.arena.len() as u32;
+                out.arena.push_str(id);
+                out.agent_id = Some((start, out.arena.len() as u32));
+            }
+            out.set_meta(0, name.and_then(|idx| string_at(nodes, idx)));
+        }
+        Envelope::Timestamp => out.set_meta(3, string_at(nodes, value_idx)),
+        Envelope::Id => out.set_meta(4, string_at(nodes, value_idx)),
+        Envelope::Misp => out.has_misp_key = true,
+        Envelope::Threat => out.has_threat_key = true,
     }
 }
 

@@ -295,19 +295,16 @@ impl Stages {
         self.extractor
             .extract_prefetching(nodes, &mut self.extraction, snapshot);
         if options.describe_unmatched {
-            // Read here, it also gives the prefetches of the last observables time to land.
-            self.extractor.read_envelope(nodes, &mut self.extraction);
+            // Done here, it also gives the prefetches of the last observables time to land.
+            self.extractor.describe(nodes, &mut self.extraction);
         }
         tick(clock, 1);
         self.matcher
             .match_all(snapshot, &self.extraction, &mut self.hits);
         tick(clock, 2);
         self.output.clear();
-        if options.describe_unmatched || !self.hits.is_empty() {
-            if !options.describe_unmatched {
-                self.extractor.read_envelope(nodes, &mut self.extraction);
-            }
-            self.extraction.resolve_fields(nodes);
+        if !options.describe_unmatched && !self.hits.is_empty() {
+            self.extractor.describe(nodes, &mut self.extraction);
         }
         let outcome = if self.hits.is_empty() {
             Outcome::Unmatched
